@@ -1,0 +1,86 @@
+"""One scoring interface for every model kind: embed each image once, then score pairs.
+
+Evaluation code only talks to a :class:`Scorer`, so it never cares whether a model compares
+embeddings with a fixed distance (L2, cosine, ...) or with a learned metric network.
+Convention everywhere: a *distance* — smaller means more alike.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from oneshot.data.preprocess import to_model_input
+from oneshot.distances import check_distance, paired_distances, pairwise_distances
+
+EMBEDDING_LAYER = "embedding"
+METRIC_LAYER = "metric"
+
+
+class Scorer:
+    """Embeds images and scores pairs of embeddings.
+
+    Args:
+        embedding_model: a Keras model mapping images (N, H, W, 1) to embeddings (N, D).
+        distance: name of a fixed distance (see ``oneshot.distances``), used when
+            ``metric_model`` is None. Defaults to "euclidean".
+        metric_model: optional learned metric: maps concatenated embeddings (N, 2D) to
+            (N, 2) softmax outputs; column 0 is the distance g in [0, 1].
+        batch_size: batch size for embedding and metric evaluation. Defaults to 512.
+    """
+
+    def __init__(
+        self,
+        embedding_model: keras.Model,
+        distance: str = "euclidean",
+        metric_model: keras.Model | None = None,
+        batch_size: int = 512,
+    ) -> None:
+        self.embedding_model = embedding_model
+        self.distance = check_distance(distance)
+        self.metric_model = metric_model
+        self.batch_size = batch_size
+
+    @property
+    def uses_learned_metric(self) -> bool:
+        return self.metric_model is not None
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        """Embeddings (N, D) as float32 numpy for uint8 or float images."""
+        x = to_model_input(images)
+        return np.asarray(self.embedding_model.predict(x, batch_size=self.batch_size, verbose=0))
+
+    def paired(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Distances (N,) between matching rows of two embedding arrays."""
+        if self.metric_model is None:
+            return np.asarray(paired_distances(a, b, self.distance))
+        pairs = np.concatenate([a, b], axis=1).astype(np.float32)
+        out = self.metric_model.predict(pairs, batch_size=max(self.batch_size, 8192), verbose=0)
+        return np.asarray(out)[:, 0]
+
+    def pairwise(self, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+        """Distance matrix (Na, Nb) between all rows of ``a`` and all rows of ``b`` (default ``a``)."""
+        b = a if b is None else b
+        if self.metric_model is None:
+            return np.asarray(pairwise_distances(a, b, self.distance))
+        na, nb = len(a), len(b)
+        out = np.empty((na, nb), dtype=np.float32)
+        rows_per_chunk = max(1, 262144 // max(nb, 1))
+        for start in range(0, na, rows_per_chunk):
+            block = a[start : start + rows_per_chunk]
+            left = np.repeat(block, nb, axis=0)
+            right = np.tile(b, (len(block), 1))
+            out[start : start + len(block)] = self.paired(left, right).reshape(len(block), nb)
+        return out
+
+    @classmethod
+    def from_model(cls, model: keras.Model, distance: str = "euclidean", batch_size: int = 512) -> Scorer:
+        """Build a Scorer from any oneshot model (or a bare embedding network).
+
+        oneshot models name their shared embedding network ``"embedding"`` and their learned
+        metric network (if any) ``"metric"``; a model with neither is used as the embedding.
+        """
+        names = {layer.name for layer in model.layers}
+        embedding = model.get_layer(EMBEDDING_LAYER) if EMBEDDING_LAYER in names else model
+        metric = model.get_layer(METRIC_LAYER) if METRIC_LAYER in names else None
+        return cls(embedding, distance=distance, metric_model=metric, batch_size=batch_size)

@@ -1,0 +1,43 @@
+"""Shared test fixtures: where the real data lives, and quiet, repeatable TensorFlow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def real_data_dir() -> Path | None:
+    """The offline data folder: $ONESHOT_DATA_DIR, else ../shared/data beside the repo."""
+    env = os.environ.get("ONESHOT_DATA_DIR")
+    if env:
+        return Path(env)
+    return SHARED_DATA if SHARED_DATA.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data folder. Tests about real data need it; say how to provide it if missing."""
+    path = real_data_dir()
+    if path is None or not path.is_dir():
+        pytest.skip(
+            "Real data not found: set ONESHOT_DATA_DIR to a folder laid out like ../shared/data "
+            "(mnist/mnist.npz, omniglot/*.zip)."
+        )
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    """Each test starts from the same seeds."""
+    import keras
+
+    keras.utils.set_random_seed(1234)
+    yield
