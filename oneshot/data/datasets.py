@@ -1,0 +1,473 @@
+"""The real datasets as numpy arrays: MNIST, Omniglot and Lake et al.'s 20 one-shot runs.
+
+Raw files are found and verified by ``oneshot.data.sources``. Omniglot PNGs are decoded once
+(at 105x105, strokes bright) and cached as ``.npz`` in ``$ONESHOT_CACHE_DIR`` (default
+``~/.cache/oneshot``), keyed by the archive's sha256, the image size, the polarity and
+``FORMAT_VERSION``; resized variants are computed from the cached 105x105 arrays and cached too,
+so a second load of all Omniglot takes well under a second.
+
+Example:
+
+>>> from oneshot.data import load_omniglot
+>>> train = load_omniglot("background", image_size=28)
+>>> train.images.shape, train.character_names[train.labels[0]]
+((19280, 28, 28), 'Alphabet_of_the_Magi/character01')
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import sys
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from oneshot.data import sources
+from oneshot.data.sources import DataError
+
+DATASETS = ("mnist", "omniglot")
+# Per dataset: (training split, test split).
+SPLITS = {"mnist": ("train", "test"), "omniglot": ("background", "evaluation")}
+SOURCES = ("files", "tfds")
+OMNIGLOT_SIZE = 105
+FORMAT_VERSION = 1
+
+_TFDS_SPLITS = {"train": "train", "test": "test", "background": "train", "evaluation": "test"}
+_RUN_LABEL = re.compile(r"(?:^|/)test/item(\d+)\.png\s+(?:\S*/)?training/class(\d+)\.png$")
+
+
+@dataclass
+class LabelledImages:
+    """Images with integer class labels.
+
+    Attributes:
+        images: uint8 array (N, H, W), strokes bright (255) on dark (0) unless asked otherwise.
+        labels: int32 array (N,), class index of each image.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class OmniglotSet(LabelledImages):
+    """An Omniglot split: labels are characters 0..C-1 ordered by (alphabet, character folder).
+
+    Attributes:
+        alphabets: int32 array (N,), index into ``alphabet_names``.
+        alphabet_names: sorted alphabet folder names, e.g. ``"Greek"``.
+        character_names: ``"<alphabet>/<character folder>"`` indexed by label.
+        drawers: int32 array (N,), drawer number from ``<id>_<drawer>.png`` (1..20; -1 if unknown).
+    """
+
+    alphabets: np.ndarray
+    alphabet_names: list[str]
+    character_names: list[str]
+    drawers: np.ndarray
+
+
+@dataclass
+class LakeRun:
+    """One of Lake et al.'s 20-way one-shot runs.
+
+    Attributes:
+        name: run folder, e.g. ``"run01"``.
+        training_images: uint8 (20, S, S), ``class01`` .. ``class20`` in order.
+        test_images: uint8 (20, S, S), ``item01`` .. ``item20`` in order.
+        answers: int32 (20,), index into ``training_images`` of each test image's class.
+    """
+
+    name: str
+    training_images: np.ndarray
+    test_images: np.ndarray
+    answers: np.ndarray
+
+
+def _check_choice(argument: str, value: Any, options: tuple) -> None:
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(
+            f"Invalid value for argument `{argument}`. Expected one of {options}. "
+            f"Received: {argument}={value!r}"
+        )
+
+
+def _check_image_options(image_size: Any, invert: Any) -> None:
+    if image_size is not None and (
+        isinstance(image_size, bool)
+        or not isinstance(image_size, int | np.integer)
+        or image_size < 1
+    ):
+        raise ValueError(
+            "Invalid value for argument `image_size`. Expected None (keep 105x105) or a positive "
+            f"int such as 28. Received: image_size={image_size!r}"
+        )
+    if not isinstance(invert, bool | np.bool_):
+        raise ValueError(
+            f"Invalid value for argument `invert`. Expected a bool. Received: invert={invert!r}"
+        )
+
+
+def load_mnist(
+    split: str = "train", data_dir: str | Path | None = None, *, source: str = "files"
+) -> LabelledImages:
+    """Load MNIST digits (60,000 train or 10,000 test), uint8 (N, 28, 28), bright strokes.
+
+    Args:
+        split: ``"train"`` or ``"test"``. Defaults to ``"train"``.
+        data_dir: folder holding ``mnist/mnist.npz``. Defaults to ``$ONESHOT_DATA_DIR``, else the
+            Keras cache (downloads when missing).
+        source: ``"files"`` (checksummed ``mnist.npz``) or ``"tfds"`` (tensorflow-datasets, needs
+            internet on first use). Defaults to ``"files"``.
+
+    Returns:
+        A ``LabelledImages`` with int32 labels 0..9.
+    """
+    _check_choice("split", split, SPLITS["mnist"])
+    _check_choice("source", source, SOURCES)
+    if source == "tfds":
+        data = _tfds_load("mnist", split)
+        images = np.asarray(data["image"], dtype=np.uint8)
+        images = images[..., 0] if images.ndim == 4 else images
+        return LabelledImages(images, np.asarray(data["label"], dtype=np.int32))
+    path = sources.locate("mnist", data_dir)
+    with np.load(path) as npz:
+        try:
+            images, labels = npz[f"x_{split}"], npz[f"y_{split}"]
+        except KeyError as error:
+            raise DataError(
+                f"{path} has no {error} array (keys: {sorted(npz.files)}); expected the Keras "
+                "mnist.npz with x_train, y_train, x_test, y_test."
+            ) from None
+    return LabelledImages(np.asarray(images, dtype=np.uint8), labels.astype(np.int32))
+
+
+def load_omniglot(
+    split: str = "background",
+    image_size: int | None = None,
+    invert: bool = True,
+    data_dir: str | Path | None = None,
+    *,
+    source: str = "files",
+) -> OmniglotSet:
+    """Load an Omniglot split: background (964 characters, 30 alphabets) or evaluation (659, 20).
+
+    Args:
+        split: ``"background"`` or ``"evaluation"``. Defaults to ``"background"``.
+        image_size: side of the returned images; ``None`` keeps 105x105, an int resizes by area
+            averaging (grey levels), e.g. 28, 35 or 52. Defaults to ``None``.
+        invert: if True, strokes are bright (255) on dark (0) like MNIST; if False, as in the raw
+            PNGs (dark strokes on white). Defaults to ``True``.
+        data_dir: folder holding ``omniglot/images_<split>.zip``. Defaults to
+            ``$ONESHOT_DATA_DIR``, else the Keras cache (downloads when missing).
+        source: ``"files"`` or ``"tfds"`` (tensorflow-datasets ``omniglot`` train/test, needs
+            internet on first use; drawers are then -1). Defaults to ``"files"``.
+
+    Returns:
+        An ``OmniglotSet`` with 20 drawings per character.
+    """
+    _check_choice("split", split, SPLITS["omniglot"])
+    _check_image_options(image_size, invert)
+    _check_choice("source", source, SOURCES)
+    if source == "tfds":
+        return _omniglot_from_tfds(_tfds_load("omniglot", split), image_size, invert)
+    key = f"omniglot_{split}"
+    path = sources.locate(key, data_dir)
+    sha = sources.file_digests(path)[0]
+    cached = _cache_read(_cache_path(key, sha, "105"))
+    if cached is None:
+        cached = _decode_omniglot(path)
+        _cache_write(_cache_path(key, sha, "105"), cached)
+    images = _variant(key, sha, cached, image_size, invert)
+    return OmniglotSet(
+        images=images,
+        labels=cached["labels"],
+        alphabets=cached["alphabets"],
+        alphabet_names=[str(n) for n in cached["alphabet_names"]],
+        character_names=[str(n) for n in cached["character_names"]],
+        drawers=cached["drawers"],
+    )
+
+
+def load_lake_runs(
+    image_size: int | None = None, invert: bool = True, data_dir: str | Path | None = None
+) -> list[LakeRun]:
+    """Load Lake et al. (2015)'s 20 within-alphabet 20-way one-shot runs from ``all_runs.zip``.
+
+    Args:
+        image_size: as in ``load_omniglot``. Defaults to ``None`` (105x105).
+        invert: as in ``load_omniglot``. Defaults to ``True`` (bright strokes).
+        data_dir: folder holding ``omniglot/all_runs.zip``. Defaults to ``$ONESHOT_DATA_DIR``,
+            else the Keras cache (downloads when missing).
+
+    Returns:
+        A list of ``LakeRun``, ``run01`` first.
+    """
+    _check_image_options(image_size, invert)
+    path = sources.locate("lake_runs", data_dir)
+    sha = sources.file_digests(path)[0]
+    cached = _cache_read(_cache_path("lake_runs", sha, "105"))
+    if cached is None:
+        cached = _decode_runs(path)
+        _cache_write(_cache_path("lake_runs", sha, "105"), cached)
+    images = _variant("lake_runs", sha, cached, image_size, invert)
+    answers, names = cached["answers"], [str(n) for n in cached["run_names"]]
+    ways = answers.shape[1]
+    images = images.reshape(len(names), 2 * ways, *images.shape[1:])
+    return [
+        LakeRun(name, images[r, :ways], images[r, ways:], answers[r])
+        for r, name in enumerate(names)
+    ]
+
+
+def load_dataset(name: str, split: str, **kwargs: Any) -> LabelledImages:
+    """Load a dataset by name: ``load_dataset("mnist", "test")``, ``("omniglot", "evaluation")``.
+
+    Args:
+        name: one of ``DATASETS``.
+        split: one of ``SPLITS[name]`` (the first is the training split, the second the test one).
+        **kwargs: passed to ``load_mnist`` / ``load_omniglot``.
+    """
+    _check_choice("dataset", name, DATASETS)
+    _check_choice("split", split, SPLITS[name])
+    loader = load_mnist if name == "mnist" else load_omniglot
+    return loader(split, **kwargs)
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+def _decode_png(data: bytes, name: str) -> np.ndarray:
+    """One PNG -> uint8 (105, 105), strokes 255 on background 0."""
+    with Image.open(io.BytesIO(data)) as image:
+        if image.size != (OMNIGLOT_SIZE, OMNIGLOT_SIZE):
+            raise DataError(f"{name} is {image.size}, expected 105x105 Omniglot drawings.")
+        if image.mode == "1":  # the usual case: True = white paper
+            return np.where(np.asarray(image), 0, 255).astype(np.uint8)
+        return 255 - np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def _decode_members(archive: zipfile.ZipFile, names: list[str], label: str) -> np.ndarray:
+    """Decode ``names`` from an open zip into uint8 (N, 105, 105), with a progress line."""
+    out = np.empty((len(names), OMNIGLOT_SIZE, OMNIGLOT_SIZE), dtype=np.uint8)
+    for i, name in enumerate(names):
+        out[i] = _decode_png(archive.read(name), name)
+        if i % 500 == 0 or i == len(names) - 1:
+            print(f"\rDecoding {label}: {i + 1}/{len(names)}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return out
+
+
+def _decode_omniglot(path: Path) -> dict[str, np.ndarray]:
+    """Decode an Omniglot zip: ``<top>/<alphabet>/<character>/<id>_<drawer>.png``."""
+    entries = []
+    for name in _zip_names(path):
+        parts = name.split("/")
+        if name.endswith(".png") and len(parts) == 4:
+            entries.append((parts[1], parts[2], parts[3], name))
+    if not entries:
+        raise DataError(f"{path} holds no <alphabet>/<character>/<id>_<drawer>.png drawings.")
+    entries.sort()
+    alphabet_names = sorted({e[0] for e in entries})
+    character_names = sorted({f"{e[0]}/{e[1]}" for e in entries})
+    label_of = {c: i for i, c in enumerate(character_names)}
+    alphabet_of = {a: i for i, a in enumerate(alphabet_names)}
+    with zipfile.ZipFile(path) as archive:
+        images = _decode_members(archive, [e[3] for e in entries], path.name)
+    return {
+        "images": images,
+        "labels": np.array([label_of[f"{a}/{c}"] for a, c, _, _ in entries], dtype=np.int32),
+        "alphabets": np.array([alphabet_of[a] for a, _, _, _ in entries], dtype=np.int32),
+        "drawers": np.array([_drawer(f) for _, _, f, _ in entries], dtype=np.int32),
+        "alphabet_names": np.array(alphabet_names),
+        "character_names": np.array(character_names),
+    }
+
+
+def _drawer(filename: str) -> int:
+    match = re.fullmatch(r"\d+_(\d+)\.png", filename)
+    return int(match.group(1)) if match else -1
+
+
+def _zip_names(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except zipfile.BadZipFile as error:
+        raise DataError(f"{path} is not a readable zip ({error}); delete it and retry.") from None
+
+
+def _decode_runs(path: Path) -> dict[str, np.ndarray]:
+    """Decode ``all_runs.zip``: per run, training classNN, test itemNN and the answer key."""
+    names = set(_zip_names(path))
+    run_names = sorted({n.split("/")[0] for n in names if re.match(r"run\d+/", n)})
+    if not run_names:
+        raise DataError(f"{path} holds no runNN/ folders.")
+    members, answers = [], []
+    with zipfile.ZipFile(path) as archive:
+        for run in run_names:
+            training = sorted(n for n in names if re.fullmatch(rf"{run}/training/class\d+\.png", n))
+            test = sorted(n for n in names if re.fullmatch(rf"{run}/test/item\d+\.png", n))
+            if not training or len(training) != len(test):
+                raise DataError(
+                    f"{path}: {run} has {len(training)} training and {len(test)} test images; "
+                    "expected the same positive number."
+                )
+            key = archive.read(f"{run}/class_labels.txt").decode().split("\n")
+            answers.append(_parse_answers(key, len(test), f"{path.name}:{run}/class_labels.txt"))
+            members += training + test
+        images = _decode_members(archive, members, path.name)
+    return {"images": images, "answers": np.stack(answers), "run_names": np.array(run_names)}
+
+
+def _parse_answers(lines: list[str], ways: int, where: str) -> np.ndarray:
+    """Lines ``[runNN/]test/itemNN.png [runNN/]training/classNN.png`` -> answer per item."""
+    answers = np.full(ways, -1, dtype=np.int32)
+    for line in filter(None, (raw.strip() for raw in lines)):
+        match = _RUN_LABEL.search(line)
+        if match is None:
+            raise DataError(f"{where}: cannot parse line {line!r}.")
+        item, cls = int(match.group(1)) - 1, int(match.group(2)) - 1
+        if not (0 <= item < ways and 0 <= cls < ways) or answers[item] != -1:
+            raise DataError(f"{where}: out-of-range or repeated entry {line!r}.")
+        answers[item] = cls
+    if (answers < 0).any():
+        raise DataError(f"{where}: no answer for items {np.flatnonzero(answers < 0) + 1}.")
+    return answers
+
+
+# ----------------------------------------------------------------------------- resizing
+
+
+def _area_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) matrix averaging the input pixels each output pixel covers (rows sum to 1)."""
+    scale = n_in / n_out
+    starts = np.arange(n_out)[:, None] * scale
+    pixels = np.arange(n_in)[None, :]
+    overlap = np.minimum(starts + scale, pixels + 1) - np.maximum(starts, pixels)
+    return (np.clip(overlap, 0.0, None) / scale).astype(np.float32)
+
+
+def _resize_area(images: np.ndarray, size: int, chunk: int = 2048) -> np.ndarray:
+    """Resize uint8 (N, H, W) to (N, size, size) by area averaging: ``W_h @ image @ W_w.T``."""
+    rows = _area_weights(images.shape[1], size)
+    cols = _area_weights(images.shape[2], size).T
+    out = np.empty((len(images), size, size), dtype=np.uint8)
+    for start in range(0, len(images), chunk):
+        block = rows @ images[start : start + chunk].astype(np.float32) @ cols
+        out[start : start + chunk] = np.clip(np.rint(block), 0, 255)
+    return out
+
+
+def _variant(
+    key: str, sha: str, base: dict[str, np.ndarray], image_size: int | None, invert: bool
+) -> np.ndarray:
+    """The requested size/polarity from the bright-stroke 105x105 ``base["images"]``, cached."""
+    images = base["images"]
+    if image_size is None or image_size == images.shape[-1]:
+        return _transform(images, None, invert)
+    path = _cache_path(key, sha, f"{image_size}-{'inv' if invert else 'raw'}")
+    cached = _cache_read(path)
+    if cached is not None:
+        return cached["images"]
+    resized = _transform(images, image_size, invert)
+    _cache_write(path, {"images": resized})
+    return resized
+
+
+def _transform(images: np.ndarray, image_size: int | None, invert: bool) -> np.ndarray:
+    """Bright-stroke uint8 (N, H, W) -> requested polarity, then area-resized if asked."""
+    images = images if invert else 255 - images
+    if image_size is None or image_size == images.shape[-1]:
+        return images
+    return _resize_area(images, image_size)
+
+
+# ----------------------------------------------------------------------------- decoded cache
+
+
+def _cache_path(key: str, sha: str, variant: str) -> Path:
+    return sources.decoded_cache_dir() / f"{key}-{sha[:16]}-{variant}-v{FORMAT_VERSION}.npz"
+
+
+def _cache_read(path: Path) -> dict[str, np.ndarray] | None:
+    """Arrays saved by ``_cache_write``, or None if absent or unreadable (then re-decode)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None
+    if "bits" in arrays:  # binary images stored 8 pixels per byte
+        shape = tuple(arrays.pop("shape"))
+        pixels = np.unpackbits(arrays.pop("bits"), axis=1, count=shape[1] * shape[2])
+        arrays["images"] = (pixels * np.uint8(255)).reshape(shape)
+    return arrays
+
+
+def _cache_write(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Save atomically (tmp + rename); binary images are bit-packed. Warn, never fail."""
+    arrays = dict(arrays)
+    images = arrays["images"]
+    if images.shape[-1] > 28 and bool(((images == 0) | (images == 255)).all()):
+        flat = arrays.pop("images").reshape(len(images), -1) > 127
+        arrays["bits"], arrays["shape"] = np.packbits(flat, axis=1), np.array(images.shape)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        warnings.warn(
+            f"Could not cache decoded arrays in {path.parent} ({error}); set "
+            f"{sources.ENV_CACHE_DIR} to a writable folder to make later loads fast.",
+            stacklevel=3,
+        )
+
+
+# ----------------------------------------------------------------------------- tensorflow-datasets
+
+
+def _tfds_load(name: str, split: str) -> dict[str, Any]:
+    """Whole tfds split as numpy (``image``, ``label``, ...); Omniglot adds ``alphabet_names``."""
+    import tensorflow_datasets as tfds
+
+    data, info = tfds.load(name, split=_TFDS_SPLITS[split], batch_size=-1, with_info=True)
+    data = dict(tfds.as_numpy(data))
+    if name == "omniglot":
+        data["alphabet_names"] = list(info.features["alphabet"].names)
+    return data
+
+
+def _omniglot_from_tfds(data: dict[str, Any], image_size: int | None, invert: bool) -> OmniglotSet:
+    """tfds omniglot (RGB, dark strokes, global labels) -> ``OmniglotSet`` ordered like files."""
+    images = np.asarray(data["image"], dtype=np.uint8)
+    images = 255 - (images[..., 0] if images.ndim == 4 else images)
+    alphabet = np.asarray(data["alphabet_names"])[np.asarray(data["alphabet"])]
+    char = np.asarray(data["alphabet_char_id"], dtype=np.int64)
+    order = np.lexsort((char, alphabet))  # stable: by alphabet name, then character
+    images, alphabet, char = images[order], alphabet[order], char[order]
+    new = np.r_[True, (alphabet[1:] != alphabet[:-1]) | (char[1:] != char[:-1])]
+    alphabet_names = sorted(set(alphabet.tolist()))
+    return OmniglotSet(
+        images=_transform(images, image_size, invert),
+        labels=(np.cumsum(new) - 1).astype(np.int32),
+        alphabets=np.searchsorted(alphabet_names, alphabet).astype(np.int32),
+        alphabet_names=alphabet_names,
+        character_names=[
+            f"{a}/character{c + 1:02d}" for a, c in zip(alphabet[new], char[new], strict=True)
+        ],
+        drawers=np.full(len(images), -1, dtype=np.int32),
+    )
