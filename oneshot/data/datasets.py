@@ -3,7 +3,7 @@
 Raw files are found and verified by ``oneshot.data.sources``. Omniglot PNGs are decoded once
 (at 105x105, strokes bright) and cached as ``.npz`` in ``$ONESHOT_CACHE_DIR`` (default
 ``~/.cache/oneshot``), keyed by the archive's sha256, the image size, the polarity and
-``FORMAT_VERSION``; resized variants are computed from the cached 105x105 arrays and cached too,
+``sources.FORMAT_VERSION``; resized variants are computed from the cached 105x105 arrays and cached too,
 so a second load of all Omniglot takes well under a second.
 
 Example:
@@ -17,10 +17,8 @@ Example:
 from __future__ import annotations
 
 import io
-import os
 import re
 import sys
-import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +35,6 @@ DATASETS = ("mnist", "omniglot")
 SPLITS = {"mnist": ("train", "test"), "omniglot": ("background", "evaluation")}
 SOURCES = ("files", "tfds")
 OMNIGLOT_SIZE = 105
-FORMAT_VERSION = 1
 
 _TFDS_SPLITS = {"train": "train", "test": "test", "background": "train", "evaluation": "test"}
 _RUN_LABEL = re.compile(r"(?:^|/)test/item(\d+)\.png\s+(?:\S*/)?training/class(\d+)\.png$")
@@ -183,10 +180,10 @@ def load_omniglot(
     key = f"omniglot_{split}"
     path = sources.locate(key, data_dir)
     sha = sources.file_digests(path)[0]
-    cached = _cache_read(_cache_path(key, sha, "105"))
+    cached = sources.read_cached(sources.cache_path(key, sha, "105"))
     if cached is None:
         cached = _decode_omniglot(path)
-        _cache_write(_cache_path(key, sha, "105"), cached)
+        sources.write_cached(sources.cache_path(key, sha, "105"), cached)
     images = _variant(key, sha, cached, image_size, invert)
     return OmniglotSet(
         images=images,
@@ -215,10 +212,10 @@ def load_lake_runs(
     _check_image_options(image_size, invert)
     path = sources.locate("lake_runs", data_dir)
     sha = sources.file_digests(path)[0]
-    cached = _cache_read(_cache_path("lake_runs", sha, "105"))
+    cached = sources.read_cached(sources.cache_path("lake_runs", sha, "105"))
     if cached is None:
         cached = _decode_runs(path)
-        _cache_write(_cache_path("lake_runs", sha, "105"), cached)
+        sources.write_cached(sources.cache_path("lake_runs", sha, "105"), cached)
     images = _variant("lake_runs", sha, cached, image_size, invert)
     answers, names = cached["answers"], [str(n) for n in cached["run_names"]]
     ways = answers.shape[1]
@@ -375,12 +372,12 @@ def _variant(
     images = base["images"]
     if image_size is None or image_size == images.shape[-1]:
         return _transform(images, None, invert)
-    path = _cache_path(key, sha, f"{image_size}-{'inv' if invert else 'raw'}")
-    cached = _cache_read(path)
+    path = sources.cache_path(key, sha, f"{image_size}-{'inv' if invert else 'raw'}")
+    cached = sources.read_cached(path)
     if cached is not None:
         return cached["images"]
     resized = _transform(images, image_size, invert)
-    _cache_write(path, {"images": resized})
+    sources.write_cached(path, {"images": resized})
     return resized
 
 
@@ -390,51 +387,6 @@ def _transform(images: np.ndarray, image_size: int | None, invert: bool) -> np.n
     if image_size is None or image_size == images.shape[-1]:
         return images
     return _resize_area(images, image_size)
-
-
-# ----------------------------------------------------------------------------- decoded cache
-
-
-def _cache_path(key: str, sha: str, variant: str) -> Path:
-    return sources.decoded_cache_dir() / f"{key}-{sha[:16]}-{variant}-v{FORMAT_VERSION}.npz"
-
-
-def _cache_read(path: Path) -> dict[str, np.ndarray] | None:
-    """Arrays saved by ``_cache_write``, or None if absent or unreadable (then re-decode)."""
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-        return None
-    if "bits" in arrays:  # binary images stored 8 pixels per byte
-        shape = tuple(arrays.pop("shape"))
-        pixels = np.unpackbits(arrays.pop("bits"), axis=1, count=shape[1] * shape[2])
-        arrays["images"] = (pixels * np.uint8(255)).reshape(shape)
-    return arrays
-
-
-def _cache_write(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Save atomically (tmp + rename); binary images are bit-packed. Warn, never fail."""
-    arrays = dict(arrays)
-    images = arrays["images"]
-    if images.shape[-1] > 28 and bool(((images == 0) | (images == 255)).all()):
-        flat = arrays.pop("images").reshape(len(images), -1) > 127
-        arrays["bits"], arrays["shape"] = np.packbits(flat, axis=1), np.array(images.shape)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        warnings.warn(
-            f"Could not cache decoded arrays in {path.parent} ({error}); set "
-            f"{sources.ENV_CACHE_DIR} to a writable folder to make later loads fast.",
-            stacklevel=3,
-        )
 
 
 # ----------------------------------------------------------------------------- tensorflow-datasets

@@ -17,11 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 ENV_DATA_DIR = "ONESHOT_DATA_DIR"
 ENV_CACHE_DIR = "ONESHOT_CACHE_DIR"
+# Bump when the decoded layout changes: old cache files are then ignored.
+FORMAT_VERSION = 1
 
 _OMNIGLOT_URL = "https://github.com/brendenlake/omniglot/raw/master/python/"
 
@@ -204,3 +210,49 @@ def locate(key: str, data_dir: str | Path | None = None) -> Path:
             ) from error
     verify(path, key)
     return path
+
+
+def cache_path(key: str, sha256: str, variant: str) -> Path:
+    """Decoded-cache file for raw file ``key`` with hash ``sha256`` and ``variant`` (size etc.)."""
+    return decoded_cache_dir() / f"{key}-{sha256[:16]}-{variant}-v{FORMAT_VERSION}.npz"
+
+
+def read_cached(path: Path) -> dict[str, np.ndarray] | None:
+    """Arrays saved by ``write_cached``, or None if absent or unreadable (then decode again)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None
+    if "bits" in arrays:  # binary images stored 8 pixels per byte
+        shape = tuple(int(n) for n in arrays.pop("shape"))
+        pixels = np.unpackbits(arrays.pop("bits"), axis=1, count=shape[1] * shape[2])
+        arrays["images"] = np.multiply(pixels, np.uint8(255), out=pixels).reshape(shape)
+    return arrays
+
+
+def write_cached(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Save ``arrays`` atomically (tmp file + rename); 0/255 images are bit-packed.
+
+    A cache that cannot be written only costs speed: warn, never fail.
+    """
+    arrays = dict(arrays)
+    images = arrays["images"]
+    if bool(((images == 0) | (images == 255)).all()):
+        flat = arrays.pop("images").reshape(len(images), -1) > 127
+        arrays["bits"], arrays["shape"] = np.packbits(flat, axis=1), np.array(images.shape)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        warnings.warn(
+            f"Could not cache decoded arrays in {path.parent} ({error}); set {ENV_CACHE_DIR} to "
+            "a writable folder to make later loads fast.",
+            stacklevel=3,
+        )
