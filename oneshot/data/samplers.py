@@ -258,12 +258,15 @@ def indices_to_dataset(
     steps: int | None = None,
     augment: bool = False,
     seed: int | None = None,
+    lookahead: bool = True,
 ) -> tf.data.Dataset:
     """Dataset from a function returning index arrays per batch.
 
     ``next_indices()`` returns a tuple of arrays (B,): each int64 array holds image indices and
     becomes a float image batch; arrays of other dtypes (labels) pass through unchanged. Then
-    ``structure(*tensors)`` builds the element.
+    ``structure(*tensors)`` builds the element. With ``lookahead=False`` nothing is prepared
+    ahead of time (sequential map, no prefetch): ``next_indices`` runs only when a batch is
+    requested, which online-scored sampling (``oneshot.miners.HardBatchMiner``) needs.
     """
     probe = next_indices()
     signature = tuple(tf.TensorSpec((None,), tf.as_dtype(np.asarray(x).dtype)) for x in probe)
@@ -281,7 +284,8 @@ def indices_to_dataset(
     def to_images(*arrays):
         return tuple(_gather_float(tensor, x) if x.dtype == tf.int64 else x for x in arrays)
 
-    ds = ds.map(to_images, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    parallel = tf.data.AUTOTUNE if lookahead else None
+    ds = ds.map(to_images, num_parallel_calls=parallel, deterministic=lookahead or None)
     if augment:
         seeds = tf.data.Dataset.random(seed=0 if seed is None else seed).batch(2)
         ds = tf.data.Dataset.zip((ds, seeds)).map(
@@ -289,10 +293,11 @@ def indices_to_dataset(
                 random_affine(x, s + 7 * i) if x.shape.rank == 4 else x
                 for i, x in enumerate(arrays)
             ),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
+            num_parallel_calls=parallel,
+            deterministic=lookahead or None,
         )
-    return ds.map(structure).prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(structure)
+    return ds.prefetch(tf.data.AUTOTUNE) if lookahead else ds
 
 
 def pair_dataset(
