@@ -11,10 +11,11 @@ import keras
 import numpy as np
 
 from oneshot.data.preprocess import to_model_input
-from oneshot.distances import check_distance, paired_distances, pairwise_distances
+from oneshot.distances import DISTANCES, check_distance, paired_distances, pairwise_distances
 
 EMBEDDING_LAYER = "embedding"
 METRIC_LAYER = "metric"
+SIMILARITY_LAYER = "pair_similarity"
 
 
 class Scorer:
@@ -27,6 +28,9 @@ class Scorer:
         metric_model: optional learned metric: maps concatenated embeddings (N, 2D) to
             (N, 2) softmax outputs; column 0 is the distance g in [0, 1].
         batch_size: batch size for embedding and metric evaluation. Defaults to 512.
+        similarity_model: optional pair head of a siamese model: maps ``[e1, e2]`` (two (N, D)
+            arrays) to a similarity (N, 1) in which larger means more alike (P(same) or
+            cosine); scored as the distance ``1 - similarity``. Defaults to None.
     """
 
     def __init__(
@@ -35,15 +39,22 @@ class Scorer:
         distance: str = "euclidean",
         metric_model: keras.Model | None = None,
         batch_size: int = 512,
+        similarity_model: keras.Model | None = None,
     ) -> None:
+        if metric_model is not None and similarity_model is not None:
+            raise ValueError(
+                "Pass at most one of `metric_model` and `similarity_model`. Received both."
+            )
         self.embedding_model = embedding_model
         self.distance = check_distance(distance)
         self.metric_model = metric_model
+        self.similarity_model = similarity_model
         self.batch_size = batch_size
 
     @property
     def uses_learned_metric(self) -> bool:
-        return self.metric_model is not None
+        """True when pairs are scored by a network (learned metric or similarity head)."""
+        return self.metric_model is not None or self.similarity_model is not None
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """Embeddings (N, D) as float32 numpy for uint8 or float images."""
@@ -52,6 +63,12 @@ class Scorer:
 
     def paired(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Distances (N,) between matching rows of two embedding arrays."""
+        if self.similarity_model is not None:
+            pair = [np.asarray(a, np.float32), np.asarray(b, np.float32)]
+            out = self.similarity_model.predict(
+                pair, batch_size=max(self.batch_size, 8192), verbose=0
+            )
+            return 1.0 - np.asarray(out).reshape(-1)
         if self.metric_model is None:
             return np.asarray(paired_distances(a, b, self.distance))
         pairs = np.concatenate([a, b], axis=1).astype(np.float32)
@@ -61,7 +78,7 @@ class Scorer:
     def pairwise(self, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         """Distance matrix (Na, Nb) between all rows of ``a`` and all rows of ``b`` (default ``a``)."""
         b = a if b is None else b
-        if self.metric_model is None:
+        if not self.uses_learned_metric:
             return np.asarray(pairwise_distances(a, b, self.distance))
         na, nb = len(a), len(b)
         out = np.empty((na, nb), dtype=np.float32)
@@ -74,13 +91,29 @@ class Scorer:
         return out
 
     @classmethod
-    def from_model(cls, model: keras.Model, distance: str = "euclidean", batch_size: int = 512) -> Scorer:
+    def from_model(
+        cls, model: keras.Model, distance: str | None = None, batch_size: int = 512
+    ) -> Scorer:
         """Build a Scorer from any oneshot model (or a bare embedding network).
 
-        oneshot models name their shared embedding network ``"embedding"`` and their learned
-        metric network (if any) ``"metric"``; a model with neither is used as the embedding.
+        oneshot models name their shared embedding network ``"embedding"``, their learned
+        metric network (if any) ``"metric"`` and a siamese similarity head (if any)
+        ``"pair_similarity"``; a model with none of them is used as the embedding. Pairs are
+        scored by the model's own metric or head when it has one, else by ``distance``, which
+        defaults to the distance the model was built with (its layers' ``distance``) or
+        "euclidean".
         """
         names = {layer.name for layer in model.layers}
         embedding = model.get_layer(EMBEDDING_LAYER) if EMBEDDING_LAYER in names else model
         metric = model.get_layer(METRIC_LAYER) if METRIC_LAYER in names else None
-        return cls(embedding, distance=distance, metric_model=metric, batch_size=batch_size)
+        similarity = model.get_layer(SIMILARITY_LAYER) if SIMILARITY_LAYER in names else None
+        if distance is None:
+            own = [getattr(layer, "distance", None) for layer in model.layers]
+            distance = next((d for d in own if isinstance(d, str) and d in DISTANCES), "euclidean")
+        return cls(
+            embedding,
+            distance=distance,
+            metric_model=metric,
+            batch_size=batch_size,
+            similarity_model=similarity,
+        )
