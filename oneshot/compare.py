@@ -1,0 +1,107 @@
+"""Command line: compare runs side by side.
+
+    python -m oneshot.compare RUN_DIR [RUN_DIR ...] [--out FILE.png]
+
+Draws the loss curves of every run on one figure (``history.csv``) and prints a table of their
+headline metrics (``metrics.json``) next to each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+
+
+def read_history(run_dir: Path) -> dict[str, list[float]]:
+    """Columns of a run's ``history.csv`` as float lists (``step`` first if present)."""
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.exists():
+        raise FileNotFoundError(
+            f"No {HISTORY_FILE} in {run_dir}: is it a run folder written by python -m oneshot.train?"
+        )
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    columns: dict[str, list[float]] = {}
+    for row in rows:
+        for key, value in row.items():
+            try:
+                columns.setdefault(key, []).append(float(value))
+            except (TypeError, ValueError):
+                continue
+    return columns
+
+
+def run_label(run_dir: Path) -> str:
+    """``experiment/run`` from the folder names, e.g. ``mnist-triplet/triplet``."""
+    run_dir = Path(run_dir).resolve()
+    return f"{run_dir.parent.name}/{run_dir.name}"
+
+
+def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a nested metrics dict, keyed ``a.b.c`` (lists and strings skipped)."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_metrics(value, name + "."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[name] = float(value)
+    return flat
+
+
+def metrics_table(run_dirs: list[Path]) -> str:
+    """A plain-text table: one row per metric, one column per run."""
+    labels = [run_label(d) for d in run_dirs]
+    columns = []
+    for d in run_dirs:
+        path = Path(d) / METRICS_FILE
+        columns.append(flatten_metrics(json.loads(path.read_text())) if path.exists() else {})
+    keys = sorted({k for c in columns for k in c if not k.endswith(("seed", "episodes_count"))})
+    width = max([len(k) for k in keys] + [6])
+    cell = max(len(label) for label in labels) + 2
+    lines = [" " * width + "".join(f"{label:>{cell}}" for label in labels)]
+    for key in keys:
+        values = "".join(f"{c[key]:>{cell}.4g}" if key in c else f"{'-':>{cell}}" for c in columns)
+        lines.append(f"{key:<{width}}{values}")
+    return "\n".join(lines)
+
+
+def compare_runs(run_dirs: list[Path], out: Path | None = None):
+    """Plot the loss curves of ``run_dirs`` on one figure (saved to ``out``); return it."""
+    from oneshot.plots import plot_loss_curves
+
+    histories = {run_label(d): read_history(d) for d in run_dirs}
+    return plot_loss_curves(histories, path=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m oneshot.compare",
+        description="Loss curves of several runs on one figure, and their metrics side by side.",
+    )
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders (OUT/<run>)")
+    parser.add_argument("--out", type=Path, default=Path("comparison.png"), help="figure file")
+    args = parser.parse_args(argv)
+    missing = [str(d) for d in args.runs if not (d / HISTORY_FILE).exists()]
+    if missing:
+        print(
+            f"error: not run folders (no {HISTORY_FILE}): {', '.join(missing)}. "
+            "Pass folders like runs/mnist-triplet/triplet.",
+            file=sys.stderr,
+        )
+        return 2
+    compare_runs(args.runs, args.out)
+    print(metrics_table(args.runs))
+    print(f"\nloss curves: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""Named experiments: small declarative configs that `python -m oneshot.train` runs.
+
+An :class:`Experiment` is one or more :class:`RunConfig` trained side by side (e.g. triplet vs
+quadruplet) and evaluated with the same protocols. Each experiment has a CPU-sized default
+(minutes on 2 cores) and a ``paper=True`` variant with the published networks, input sizes and
+iteration counts (see ``../shared/REFERENCE.md``).
+
+Faults of the original code are fixed by default (n2's class excluded from both a and n,
+reachable margins for the learned metric, consistent g in mining and loss, class-balanced ROC);
+``original_quadruplet_sampling=True`` reproduces the original n2 draw for comparison.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+MODEL_KINDS = ("siamese", "triplet", "quadruplet", "online")
+SAMPLERS = ("random", "hard_batch", "pk")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything needed to train and evaluate one model."""
+
+    name: str
+    # data
+    dataset: str = "mnist"
+    image_size: int = 28
+    augment: bool = False
+    # network
+    network: str = "conv4"
+    embedding_dim: int = 64
+    network_kwargs: dict[str, Any] = field(default_factory=dict)
+    # model and loss
+    kind: str = "triplet"
+    loss: dict[str, Any] = field(default_factory=dict)
+    # sampling / mining
+    sampler: str = "random"
+    batch_size: int = 32
+    candidates: int = 200
+    hardest: int = 16
+    random_extra: int = 16
+    classes_per_batch: int = 32
+    samples_per_class: int = 4
+    within_alphabet: bool = False
+    original_quadruplet_sampling: bool = False
+    # optimisation
+    steps: int = 2000
+    learning_rate: float = 1e-3
+    final_learning_rate: float | None = None
+    log_every: int = 100
+    # evaluation after training
+    eval_distance: str = "euclidean"
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise ValueError(
+                f"Invalid value for argument `kind`. Expected one of {MODEL_KINDS}. "
+                f"Received: kind={self.kind!r}"
+            )
+        if self.sampler not in SAMPLERS:
+            raise ValueError(
+                f"Invalid value for argument `sampler`. Expected one of {SAMPLERS}. "
+                f"Received: sampler={self.sampler!r}"
+            )
+        if self.dataset not in ("mnist", "omniglot"):
+            raise ValueError(
+                "Invalid value for argument `dataset`. Expected one of ('mnist', 'omniglot'). "
+                f"Received: dataset={self.dataset!r}"
+            )
+        if self.steps < 1 or self.log_every < 1:
+            raise ValueError(
+                f"`steps` and `log_every` must be positive. Received: steps={self.steps}, "
+                f"log_every={self.log_every}"
+            )
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.image_size, self.image_size, 1)
+
+    @property
+    def epochs(self) -> int:
+        """Keras epochs: one epoch = ``log_every`` steps, so history.csv has a row per chunk."""
+        return -(-self.steps // self.log_every)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown RunConfig fields {unknown}. Known fields: {sorted(known)}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Which held-out protocols to report after training."""
+
+    episodes: int = 1000
+    ways: tuple[int, ...] = (5, 10, 20)
+    verification_pairs: int = 20000
+    cmc_classes: int = 400
+    lake_runs: bool = True
+    first_n_images: int = 3000
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    summary: str
+    runs: tuple[RunConfig, ...]
+    evaluation: EvalConfig = EvalConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "runs": [r.to_dict() for r in self.runs],
+            "evaluation": dataclasses.asdict(self.evaluation),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# The named experiments. Each builder returns the CPU default, or the paper configuration.
+# ---------------------------------------------------------------------------------------------
+
+
+def _mnist_triplet(paper: bool) -> Experiment:
+    """Experiment A: Eric's MNIST network, triplet loss (margin 0.2, squared L2), hard batches."""
+    base = RunConfig(
+        name="triplet",
+        dataset="mnist",
+        network="eric_mnist",
+        embedding_dim=10,
+        network_kwargs={"padding": "valid"},
+        kind="triplet",
+        loss={"margin": 0.2, "distance": "squared_euclidean"},
+        sampler="hard_batch",
+        candidates=200,
+        hardest=16,
+        random_extra=16,
+        steps=160_000 if paper else 1500,
+        learning_rate=6e-5 if paper else 3e-4,
+        log_every=1000 if paper else 50,
+    )
+    return Experiment(
+        "mnist-triplet",
+        "A: triplet loss on MNIST, Eric's 4.69M-parameter network, hard-batch mining.",
+        (base,),
+        EvalConfig(ways=(10,), cmc_classes=10, lake_runs=False, first_n_images=3000),
+    )
+
+
+def _mnist_triplet_vs_quadruplet(paper: bool) -> Experiment:
+    """Experiment B: triplet (3x) vs quadruplet (4x, learned metric) on MNIST, same init."""
+    common = dict(
+        dataset="mnist",
+        network="eric_mnist",
+        embedding_dim=10,
+        network_kwargs={"padding": "same" if paper else "valid"},
+        sampler="hard_batch",
+        candidates=100,
+        hardest=16,
+        random_extra=16,
+        steps=20_000 if paper else 1500,
+        learning_rate=6e-5 if paper else 3e-4,
+        log_every=500 if paper else 50,
+    )
+    # Original margins: alpha1 = 1 (triplet and quadruplet), alpha2 = 0.5. With the learned
+    # metric g in [0, 1] alpha1 = 1 can never be met; the fixed default uses 0.5 / 0.25.
+    margins = {"alpha1": 1.0, "alpha2": 0.5} if paper else {"alpha1": 0.5, "alpha2": 0.25}
+    triplet = RunConfig(
+        name="triplet",
+        kind="triplet",
+        loss={"margin": 1.0, "distance": "squared_euclidean"},
+        **common,
+    )
+    quadruplet = RunConfig(
+        name="quadruplet", kind="quadruplet", loss={"metric": "learned", **margins}, **common
+    )
+    return Experiment(
+        "mnist-triplet-vs-quadruplet",
+        "B: triplet vs quadruplet loss (learned metric) on MNIST, side by side from the same init.",
+        (triplet, quadruplet),
+        EvalConfig(ways=(10,), cmc_classes=10, lake_runs=False, first_n_images=3000),
+    )
+
+
+def _omniglot_triplet_vs_quadruplet(paper: bool) -> Experiment:
+    """Experiment C: triplet vs quadruplet on Omniglot (background -> evaluation alphabets)."""
+    common = dict(
+        dataset="omniglot",
+        image_size=105 if paper else 28,
+        network="eric_omniglot" if paper else "conv4",
+        embedding_dim=20 if paper else 64,
+        sampler="hard_batch",
+        candidates=100,
+        hardest=16,
+        random_extra=16,
+        steps=200_000 if paper else 2000,
+        learning_rate=6e-5 if paper else 1e-3,
+        log_every=1000 if paper else 100,
+    )
+    margins = {"alpha1": 1.0, "alpha2": 0.5} if paper else {"alpha1": 0.5, "alpha2": 0.25}
+    triplet = RunConfig(
+        name="triplet",
+        kind="triplet",
+        loss={"margin": 1.0 if paper else 0.2, "distance": "squared_euclidean"},
+        **common,
+    )
+    quadruplet = RunConfig(
+        name="quadruplet", kind="quadruplet", loss={"metric": "learned", **margins}, **common
+    )
+    return Experiment(
+        "omniglot-triplet-vs-quadruplet",
+        "C: triplet vs quadruplet loss (learned metric) on Omniglot, evaluation alphabets held out.",
+        (triplet, quadruplet),
+        EvalConfig(ways=(5, 20), cmc_classes=400, lake_runs=True, first_n_images=6000),
+    )
+
+
+def _mnist_siamese_contrastive(paper: bool) -> Experiment:
+    run = RunConfig(
+        name="contrastive",
+        dataset="mnist",
+        network="conv4",
+        embedding_dim=32,
+        network_kwargs={"width": 32},
+        kind="siamese",
+        loss={"head": "contrastive", "margin": 1.0},
+        sampler="random",
+        batch_size=64,
+        steps=20_000 if paper else 1000,
+        learning_rate=1e-3,
+        log_every=500 if paper else 50,
+    )
+    return Experiment(
+        "mnist-siamese-contrastive",
+        "Siamese network, contrastive loss on L2 distance, balanced random pairs on MNIST.",
+        (run,),
+        EvalConfig(ways=(10,), cmc_classes=10, lake_runs=False, first_n_images=3000),
+    )
+
+
+def _omniglot_online(miner: str, summary: str) -> Callable[[bool], Experiment]:
+    def build(paper: bool) -> Experiment:
+        run = RunConfig(
+            name=miner.replace("_", "-"),
+            dataset="omniglot",
+            image_size=105 if paper else 28,
+            network="conv4",
+            embedding_dim=64,
+            kind="online",
+            loss={"miner": miner, "margin": 0.2, "distance": "euclidean"},
+            sampler="pk",
+            classes_per_batch=32,
+            samples_per_class=4,
+            augment=True,
+            steps=20_000 if paper else 2000,
+            learning_rate=1e-3,
+            final_learning_rate=1e-4,
+            log_every=500 if paper else 100,
+        )
+        return Experiment(
+            f"omniglot-{miner.replace('_', '-')}",
+            summary,
+            (run,),
+            EvalConfig(ways=(5, 20), cmc_classes=400, lake_runs=True, first_n_images=6000),
+        )
+
+    return build
+
+
+EXPERIMENTS: dict[str, Callable[[bool], Experiment]] = {
+    "mnist-triplet": _mnist_triplet,
+    "mnist-triplet-vs-quadruplet": _mnist_triplet_vs_quadruplet,
+    "omniglot-triplet-vs-quadruplet": _omniglot_triplet_vs_quadruplet,
+    "mnist-siamese-contrastive": _mnist_siamese_contrastive,
+    "omniglot-batch-hard": _omniglot_online(
+        "batch_hard", "Online batch-hard triplet mining (Hermans 2017) on P x K Omniglot batches."
+    ),
+    "omniglot-semi-hard": _omniglot_online(
+        "semi_hard", "Online semi-hard triplet mining (FaceNet) on P x K Omniglot batches."
+    ),
+    "omniglot-batch-all": _omniglot_online(
+        "batch_all", "Online batch-all triplet loss on P x K Omniglot batches."
+    ),
+}
+
+
+def get_experiment(name: str, paper: bool = False) -> Experiment:
+    """The named experiment, CPU default or (``paper=True``) the published configuration."""
+    if name not in EXPERIMENTS:
+        raise ValueError(
+            f"Invalid value for argument `experiment`. Expected one of {tuple(EXPERIMENTS)}. "
+            f"Received: experiment={name!r}"
+        )
+    return EXPERIMENTS[name](paper)
+
+
+def describe_experiments() -> str:
+    """One line per named experiment, for ``--help``."""
+    width = max(len(n) for n in EXPERIMENTS)
+    return "\n".join(f"  {n:<{width}}  {get_experiment(n).summary}" for n in EXPERIMENTS)

@@ -1,0 +1,134 @@
+"""Command line: train a named experiment and write its run folder.
+
+    python -m oneshot.train --experiment mnist-triplet [--out DIR] [--data-dir D] [--steps N]
+        [--seed S] [--paper] [--resume] [--strategy none|mirrored|multiworker]
+
+Each run of the experiment gets ``OUT/<run>/`` with ``config.json``, ``history.csv``,
+``model.keras``, ``metrics.json`` and PNG plots; ``OUT/experiment.json`` records the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from oneshot.experiments import EXPERIMENTS, describe_experiments, get_experiment
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m oneshot.train",
+        description="Train a named one-shot experiment and write its results.",
+        epilog="Experiments:\n" + describe_experiments(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--experiment",
+        required=True,
+        choices=tuple(EXPERIMENTS),
+        metavar="NAME",
+        help="which experiment to run (listed below)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: runs/<experiment>)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="offline data folder (default: $ONESHOT_DATA_DIR, then the Keras cache)",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="override the number of training steps"
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, default=None, help="override the learning rate"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--paper",
+        action="store_true",
+        help="published networks, input sizes and iteration counts (hours on CPU)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run in --out where it stopped",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start again even if --out already holds a finished run",
+    )
+    parser.add_argument(
+        "--runs",
+        default=None,
+        help="comma-separated subset of the experiment's runs (e.g. triplet)",
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=("none", "mirrored", "multiworker"),
+        default="none",
+        help="tf.distribute strategy (default none)",
+    )
+    parser.add_argument(
+        "--episodes", type=int, default=None, help="override the number of evaluation episodes"
+    )
+    parser.add_argument("--no-eval", action="store_true", help="train only; skip the evaluation")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    experiment = get_experiment(args.experiment, paper=args.paper)
+    out = args.out or Path("runs") / args.experiment
+    runs = experiment.runs
+    if args.runs:
+        wanted = args.runs.split(",")
+        known = [r.name for r in runs]
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            print(
+                f"error: unknown run(s) {unknown}; {args.experiment} has {known}", file=sys.stderr
+            )
+            return 2
+        runs = tuple(r for r in runs if r.name in wanted)
+    overrides = {}
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    if args.learning_rate is not None:
+        overrides["learning_rate"] = args.learning_rate
+    runs = tuple(dataclasses.replace(r, **overrides) for r in runs)
+    evaluation = experiment.evaluation
+    if args.episodes is not None:
+        evaluation = dataclasses.replace(evaluation, episodes=args.episodes)
+    experiment = dataclasses.replace(experiment, runs=runs, evaluation=evaluation)
+
+    from oneshot.training.runner import OutputExistsError, run_experiment  # heavy imports
+
+    command = "python -m oneshot.train " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    try:
+        summary = run_experiment(
+            experiment,
+            out,
+            data_dir=args.data_dir,
+            seed=args.seed,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            strategy=args.strategy,
+            evaluate=not args.no_eval,
+            command=command,
+        )
+    except OutputExistsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training: RunConfig -> tf.data pipeline + compiled model -> fit with callbacks -> run folder."""

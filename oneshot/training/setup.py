@@ -1,0 +1,126 @@
+"""From a RunConfig to the pieces of a run: data, optimiser, compiled model and tf.data input."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from oneshot.data import load_mnist, load_omniglot
+from oneshot.data.datasets import LabelledImages
+from oneshot.data.samplers import pair_dataset, pk_dataset, quadruplet_dataset, triplet_dataset
+from oneshot.experiments import RunConfig
+from oneshot.losses.online import OnlineContrastiveLoss, OnlineQuadrupletLoss, OnlineTripletLoss
+from oneshot.miners import HardBatchMiner
+from oneshot.models import build_online, build_quadruplet, build_siamese, build_triplet
+from oneshot.networks import build_network
+
+TRAIN_SPLIT = {"mnist": "train", "omniglot": "background"}
+TEST_SPLIT = {"mnist": "test", "omniglot": "evaluation"}
+
+
+def load_split(config: RunConfig, split: str, data_dir: str | Path | None) -> LabelledImages:
+    """The run's dataset split at the run's image size (MNIST is always 28x28)."""
+    if config.dataset == "mnist":
+        if config.image_size != 28:
+            raise ValueError(
+                f"MNIST images are 28x28; the config asks for image_size={config.image_size}. "
+                "Set image_size=28 for MNIST experiments."
+            )
+        return load_mnist(split, data_dir=data_dir)
+    return load_omniglot(split, image_size=config.image_size, data_dir=data_dir)
+
+
+def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
+    """Adam; with ``final_learning_rate`` the rate follows a cosine from start to final."""
+    rate: float | keras.optimizers.schedules.LearningRateSchedule = config.learning_rate
+    if config.final_learning_rate is not None:
+        rate = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate,
+            decay_steps=config.steps,
+            alpha=config.final_learning_rate / config.learning_rate,
+        )
+    return keras.optimizers.Adam(rate)
+
+
+def build_model(config: RunConfig) -> keras.Model:
+    """The compiled training model of ``config.kind`` around a fresh embedding network."""
+    embedding = build_network(
+        config.network, config.input_shape, config.embedding_dim, **config.network_kwargs
+    )
+    optimizer = make_optimizer(config)
+    loss = dict(config.loss)
+    if config.kind == "siamese":
+        return build_siamese(embedding, optimizer=optimizer, **loss)
+    if config.kind == "triplet":
+        return build_triplet(embedding, optimizer=optimizer, **loss)
+    if config.kind == "quadruplet":
+        return build_quadruplet(embedding, optimizer=optimizer, **loss)
+    return build_online(embedding, loss=online_loss(loss), optimizer=optimizer)
+
+
+def online_loss(options: dict) -> keras.losses.Loss:
+    """The in-batch loss named by ``options["miner"]`` (other keys go to its constructor)."""
+    options = dict(options)
+    miner = options.pop("miner", "batch_hard")
+    if miner == "quadruplet_margin":
+        return OnlineQuadrupletLoss(**options)
+    if miner == "hard_pairs":
+        return OnlineContrastiveLoss(**options)
+    return OnlineTripletLoss(miner=miner, **options)
+
+
+def build_dataset(
+    config: RunConfig, model: keras.Model, train: LabelledImages, seed: int
+) -> tf.data.Dataset:
+    """Infinite training input for ``model`` (the kind's element structure), seeded."""
+    common = dict(seed=seed, augment=config.augment)
+    if config.kind == "online":
+        return pk_dataset(
+            train.images,
+            train.labels,
+            p=config.classes_per_batch,
+            k=config.samples_per_class,
+            alphabets=getattr(train, "alphabets", None),
+            within_alphabet=config.within_alphabet,
+            **common,
+        )
+    if config.kind == "siamese":
+        return pair_dataset(train.images, train.labels, config.batch_size, **common)
+    if config.sampler == "hard_batch":
+        metric = model.get_layer("metric") if "metric" in _layer_names(model) else None
+        miner = HardBatchMiner(
+            model.get_layer("embedding"),
+            train.images,
+            train.labels,
+            kind=config.kind,
+            candidates=config.candidates,
+            hardest=config.hardest,
+            random=config.random_extra,
+            metric_model=metric,
+            distance=config.loss.get("distance", "squared_euclidean")
+            if metric is None
+            else "squared_euclidean",
+            seed=seed,
+            reproduce_original_bug=config.original_quadruplet_sampling,
+        )
+        return miner.dataset()
+    if config.kind == "triplet":
+        return triplet_dataset(train.images, train.labels, config.batch_size, **common)
+    return quadruplet_dataset(
+        train.images,
+        train.labels,
+        config.batch_size,
+        reproduce_original_bug=config.original_quadruplet_sampling,
+        **common,
+    )
+
+
+def _layer_names(model: keras.Model) -> set[str]:
+    return {layer.name for layer in model.layers}
+
+
+def with_steps(config: RunConfig, steps: int) -> RunConfig:
+    return dataclasses.replace(config, steps=steps)
