@@ -102,17 +102,19 @@ def semi_hard(
     """
     positive, negative = label_masks(labels)
     values, order = sorted_negatives(dist, negative)
-    a, p = _positive_pairs(positive)
-    d_ap = tf.gather_nd(tf.stop_gradient(dist), tf.stack([a, p], 1))
-    rows = tf.gather(values, a)  # (M, B), sorted
-    first_above = tf.searchsorted(rows, d_ap[:, None], side="right")[:, 0]
+    d = tf.stop_gradient(dist)
+    # For every pair (a, j) at once, all (B, B): the first negative of a farther than d_aj.
+    first_above = tf.searchsorted(values, d, side="right")
     first_above = tf.minimum(first_above, tf.shape(values, out_type=tf.int32)[1] - 1)
-    candidate = tf.gather(rows, first_above, batch_dims=1)
-    is_semi = candidate < d_ap + margin  # inf (no negative above d_ap) compares False
-    k = tf.where(is_semi, first_above, tf.zeros_like(first_above))
-    n = tf.gather(tf.gather(order, a), k, batch_dims=1)
-    keep = tf.where(tf.math.is_finite(rows[:, 0]))[:, 0]
-    return tf.gather(a, keep), tf.gather(p, keep), tf.cast(tf.gather(n, keep), tf.int64)
+    candidate = tf.gather(values, first_above, batch_dims=1)
+    is_semi = candidate < d + margin  # inf (no negative above d_aj) compares False
+    choice = tf.gather(
+        order, tf.where(is_semi, first_above, tf.zeros_like(first_above)), batch_dims=1
+    )
+    has_negative = tf.reduce_any(negative, axis=1)
+    pairs = tf.where(tf.logical_and(positive, has_negative[:, None]))
+    n = tf.cast(tf.gather_nd(choice, pairs), tf.int64)
+    return pairs[:, 0], pairs[:, 1], n
 
 
 def _active_counts(dist: tf.Tensor, labels: tf.Tensor, margin: float):
