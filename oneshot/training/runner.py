@@ -100,6 +100,7 @@ def train_run(
     (run_dir / "config.json").write_text(json.dumps({**config.to_dict(), "seed": seed}, indent=2))
 
     keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()  # same seed, same loss curve on CPU
     train = load_split(config, TRAIN_SPLIT[config.dataset], data_dir)
     with get_strategy(strategy).scope():
         model = build_model(config)

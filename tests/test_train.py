@@ -1,0 +1,204 @@
+"""Training CLI, experiment configs, resumable runs, NaN stop, determinism, tf.distribute."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from oneshot.experiments import EXPERIMENTS, Experiment, RunConfig, get_experiment
+from oneshot.train import parse_args
+
+TINY = dict(
+    dataset="mnist",
+    network="conv4",
+    embedding_dim=8,
+    network_kwargs={"width": 8},
+    batch_size=16,
+    steps=6,
+    log_every=2,
+    learning_rate=1e-3,
+)
+
+
+def history_rows(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "history.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+@pytest.mark.parametrize("paper", [False, True])
+def test_every_experiment_builds_and_round_trips(name, paper):
+    experiment = get_experiment(name, paper=paper)
+    assert experiment.runs, name
+    for run in experiment.runs:
+        assert RunConfig.from_dict(run.to_dict()) == run
+    json.loads(experiment.to_json())
+
+
+def test_paper_switches_to_published_sizes():
+    default, paper = (
+        get_experiment("omniglot-triplet-vs-quadruplet"),
+        get_experiment("omniglot-triplet-vs-quadruplet", paper=True),
+    )
+    assert paper.runs[0].network == "eric_omniglot" and paper.runs[0].image_size == 105
+    assert paper.runs[0].steps == 200_000 and default.runs[0].steps < 10_000
+    assert get_experiment("mnist-triplet", paper=True).runs[0].steps == 160_000
+
+
+def test_unknown_experiment_and_bad_config_say_what_is_expected():
+    with pytest.raises(ValueError, match="Expected one of .*mnist-triplet"):
+        get_experiment("mnist-tripplet")
+    with pytest.raises(ValueError, match="kind"):
+        RunConfig(name="x", kind="pentuplet")
+    with pytest.raises(ValueError, match="Unknown RunConfig fields"):
+        RunConfig.from_dict({"name": "x", "stepz": 3})
+
+
+def test_help_lists_every_experiment(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = capsys.readouterr().out
+    for name in EXPERIMENTS:
+        assert name in text
+
+
+def tiny_experiment(kind: str = "triplet", **overrides) -> Experiment:
+    loss = {
+        "triplet": {"margin": 0.2},
+        "quadruplet": {"metric": "learned", "alpha1": 0.5, "alpha2": 0.25},
+        "siamese": {"head": "contrastive"},
+        "online": {"miner": "batch_hard", "margin": 0.2},
+    }[kind]
+    sampler = "pk" if kind == "online" else "random"
+    run = RunConfig(
+        name=kind,
+        kind=kind,
+        loss=loss,
+        sampler=sampler,
+        classes_per_batch=4,
+        samples_per_class=4,
+        **{**TINY, **overrides},
+    )
+    return Experiment("tiny", "tiny test experiment", (run,))
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, after_epochs: int):
+        super().__init__()
+        self.after_epochs = after_epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.after_epochs:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+def test_interrupted_run_resumes_to_the_same_final_step(tmp_path, data_dir):
+    from oneshot.training.runner import OutputExistsError, train_run
+
+    config = tiny_experiment().runs[0]
+    run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config, run_dir, data_dir, extra_callbacks=[_Interrupt(after_epochs=2)])
+    assert not (run_dir / "model.keras").exists()
+    assert [float(r["step"]) for r in history_rows(run_dir)] == [2.0, 4.0]
+    with pytest.raises(OutputExistsError, match="--resume"):
+        train_run(config, run_dir, data_dir)
+    model = train_run(config, run_dir, data_dir, resume=True)
+    assert [float(r["step"]) for r in history_rows(run_dir)] == [2.0, 4.0, 6.0]
+    assert model.optimizer.iterations.numpy() == 6
+    assert (run_dir / "model.keras").exists() and not (run_dir / "backup").exists()
+    with pytest.raises(OutputExistsError, match="finished run"):
+        train_run(config, run_dir, data_dir)
+
+
+@pytest.mark.parametrize("kind", ["triplet", "online"])
+def test_same_seed_gives_the_same_loss_curve(tmp_path, data_dir, kind):
+    from oneshot.training.runner import train_run
+
+    config = tiny_experiment(kind).runs[0]
+    losses = []
+    for i in range(2):
+        train_run(config, tmp_path / f"run{i}", data_dir, seed=3)
+        losses.append([float(r["loss"]) for r in history_rows(tmp_path / f"run{i}")])
+    assert losses[0] == losses[1]
+    train_run(config, tmp_path / "other", data_dir, seed=4)
+    assert [float(r["loss"]) for r in history_rows(tmp_path / "other")] != losses[0]
+
+
+def test_nan_loss_stops_with_advice(tmp_path):
+    from oneshot.training.callbacks import StopOnNaN, TrainingDivergedError
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile("sgd", "mse")
+    x = np.ones((32, 3), np.float32)
+    x[20:] = np.nan
+    stop = StopOnNaN(steps_per_epoch=4)
+    model.fit(
+        x,
+        np.ones((32, 1)),
+        batch_size=4,
+        epochs=3,
+        steps_per_epoch=4,
+        callbacks=[stop],
+        verbose=0,
+        shuffle=False,
+    )
+    assert stop.bad_step == 6  # first batch holding NaN rows: rows 20-23, the 6th step
+    with pytest.raises(TrainingDivergedError, match="step 6.*learning rate"):
+        stop.raise_if_diverged(tmp_path)
+
+
+def test_each_model_kind_trains_through_the_runner(tmp_path, data_dir):
+    from oneshot.training.runner import train_run
+
+    for kind in ("siamese", "quadruplet"):
+        train_run(tiny_experiment(kind, steps=2).runs[0], tmp_path / kind, data_dir)
+        assert len(history_rows(tmp_path / kind)) == 1
+
+
+MIRRORED_SCRIPT = """
+import json, numpy as np, tensorflow as tf
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0],
+    [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+import keras
+from oneshot.models import build_triplet
+from oneshot.networks import build_network
+rng = np.random.default_rng(0)
+x = [rng.random((16, 16, 16, 1), dtype=np.float32) for _ in range(3)]
+def make():
+    keras.utils.set_random_seed(0)
+    return build_triplet(build_network("conv4", (16, 16, 1), 8, width=8), optimizer="sgd")
+single = make()
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    mirrored = make()
+mirrored.set_weights(single.get_weights())
+ds = tf.data.Dataset.from_tensors((tuple(x),))
+print(json.dumps({"replicas": strategy.num_replicas_in_sync,
+                  "single": float(single.evaluate(ds, verbose=0)),
+                  "mirrored": float(mirrored.evaluate(ds, verbose=0))}))
+"""
+
+
+def test_mirrored_strategy_reduces_the_loss_like_one_device():
+    out = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2
+    assert result["mirrored"] == pytest.approx(result["single"], rel=1e-4)
