@@ -1,0 +1,340 @@
+"""Evaluation metrics against hand-worked cases, brute-force loops and the real Lake runs."""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from oneshot.evaluation import (
+    cmc,
+    cmc_curve_from_distances,
+    evaluate_episodes,
+    evaluate_episodes_from_distances,
+    first_n_pairs,
+    lake_errors_from_distances,
+    lake_evaluate,
+    lake_hausdorff_baseline,
+    mean_ci95,
+    modified_hausdorff,
+    modified_hausdorff_matrix,
+    nway_accuracy,
+    retrieval_metrics,
+    retrieval_metrics_from_distances,
+    sample_balanced_pairs,
+    sample_episodes,
+    verification,
+    verification_from_distances,
+)
+from oneshot.evaluation.lake import ink_points
+from oneshot.inference import Scorer
+
+
+def flat_scorer(shape=(4,), distance="euclidean") -> Scorer:
+    """A Scorer whose embedding is the flattened input (tests pass embeddings directly)."""
+    model = keras.Sequential([keras.Input(shape), keras.layers.Flatten()], name="embedding")
+    return Scorer(model, distance=distance)
+
+
+def toy_labels(classes=30, per_class=6, alphabets=3):
+    labels = np.repeat(np.arange(classes), per_class)
+    return labels, labels % alphabets
+
+
+# ---------------------------------------------------------------- episodes
+
+
+def test_sample_episodes_structure_and_seed():
+    labels, alphabets = toy_labels()
+    ep = sample_episodes(
+        labels,
+        5,
+        k_shot=2,
+        queries_per_class=3,
+        episodes=200,
+        alphabets=alphabets,
+        within_alphabet=True,
+        seed=3,
+    )
+    assert ep.support.shape == (200, 5, 2) and ep.query.shape == (200, 5, 3)
+    both = np.concatenate([ep.support, ep.query], axis=2)  # (E, N, K+Q)
+    assert np.all(labels[both] == ep.classes[:, :, None])  # every image of slot c is of class c
+    assert all(
+        len(np.unique(row)) == row.size for row in both.reshape(200, -1)
+    )  # queries not supports
+    assert all(len(np.unique(c)) == 5 for c in ep.classes)
+    assert np.all(alphabets[both].reshape(200, -1) == alphabets[both][:, :1, :1].reshape(200, 1))
+    again = sample_episodes(labels, 5, 2, 3, 200, alphabets, True, seed=3)
+    np.testing.assert_array_equal(ep.support, again.support)
+    assert ep.protocol["within_alphabet"] and ep.protocol["task"] == "5-way 2-shot"
+
+
+def test_sample_episodes_unstructured_mixes_alphabets_and_covers_classes():
+    labels, alphabets = toy_labels()
+    ep = sample_episodes(labels, 5, episodes=300, seed=0)
+    n_alpha = np.array([len(np.unique(alphabets[labels[s]])) for s in ep.support[:, :, 0]])
+    assert n_alpha.max() == 3
+    assert set(np.unique(ep.classes)) == set(range(30))
+
+
+def test_sample_episodes_bad_input():
+    labels, alphabets = toy_labels()
+    with pytest.raises(ValueError, match="n_way"):
+        sample_episodes(labels, 31)
+    with pytest.raises(ValueError, match="alphabet"):
+        sample_episodes(labels, 11, alphabets=alphabets, within_alphabet=True)
+    with pytest.raises(ValueError, match="alphabets"):
+        sample_episodes(labels, 5, within_alphabet=True)
+    with pytest.raises(ValueError, match="k_shot"):
+        sample_episodes(labels, 5, k_shot=0)
+
+
+def test_perfect_embedding_gives_accuracy_one():
+    labels, alphabets = toy_labels()
+    emb = np.eye(30, dtype=np.float32)[labels]
+    res = nway_accuracy(flat_scorer((30,)), emb, labels, 20, episodes=50, alphabets=alphabets)
+    assert res.accuracy == 1.0 and res.ci95 == 0.0
+    assert res.protocol["n_way"] == 20 and res.protocol["within_alphabet"] is False
+
+
+def test_random_embedding_gives_chance():
+    """Chance is 1/N on average over embeddings; one fixed embedding of few images deviates more
+    than the binomial error, so the set is large enough for episodes to rarely share images."""
+    labels, _ = toy_labels(classes=1000, per_class=4)
+    emb = np.random.default_rng(0).normal(size=(len(labels), 8)).astype(np.float32)
+    res = nway_accuracy(flat_scorer((8,)), emb, labels, 20, episodes=1000, seed=1)
+    trials = 20 * 1000
+    assert abs(res.accuracy - 1 / 20) < 4 * np.sqrt(0.05 * 0.95 / trials)
+    assert res.ci95 == pytest.approx(1.96 * res.episode_accuracies.std(ddof=1) / np.sqrt(1000))
+
+
+def test_kshot_rules_match_brute_force():
+    labels, _ = toy_labels(classes=12, per_class=8)
+    rng = np.random.default_rng(2)
+    emb = (np.eye(12)[labels] + rng.normal(scale=0.6, size=(len(labels), 12))).astype(np.float32)
+    ep = sample_episodes(labels, 5, k_shot=3, queries_per_class=2, episodes=40, seed=5)
+    scorer = flat_scorer((12,))
+    for rule in ("mean_distance", "prototype"):
+        got = evaluate_episodes(scorer, emb, ep, rule).episode_accuracies
+        want = []
+        for e in range(40):
+            correct = 0
+            for c in range(5):
+                for q in ep.query[e, c]:
+                    if rule == "mean_distance":
+                        d = [
+                            np.mean([np.linalg.norm(emb[q] - emb[s]) for s in ep.support[e, k]])
+                            for k in range(5)
+                        ]
+                    else:
+                        d = [
+                            np.linalg.norm(emb[q] - emb[ep.support[e, k]].mean(0)) for k in range(5)
+                        ]
+                    correct += int(np.argmin(d) == c)
+            want.append(correct / 10)
+        np.testing.assert_allclose(got, want)
+    full = np.linalg.norm(emb[:, None] - emb[None], axis=-1)
+    by_matrix = evaluate_episodes_from_distances(full, ep).episode_accuracies
+    np.testing.assert_allclose(by_matrix, evaluate_episodes(scorer, emb, ep).episode_accuracies)
+
+
+def test_mean_ci95_hand_worked():
+    mean, half = mean_ci95(np.array([0.0, 1.0, 1.0, 0.0]))  # std (ddof 1) = 0.57735
+    assert mean == 0.5 and half == pytest.approx(1.96 * 0.5773503 / 2)
+
+
+def test_nway_speed_1000_episodes():
+    """1,000 20-way episodes on the Omniglot evaluation set size (13,180 images, D = 64)."""
+    labels, alphabets = toy_labels(classes=659, per_class=20, alphabets=20)
+    emb = np.random.default_rng(0).normal(size=(len(labels), 64)).astype(np.float32)
+    start = time.perf_counter()
+    nway_accuracy(
+        flat_scorer((64,)),
+        emb,
+        labels,
+        20,
+        episodes=1000,
+        alphabets=alphabets,
+        within_alphabet=True,
+    )
+    elapsed = time.perf_counter() - start
+    print(f"1000 20-way episodes: {elapsed:.2f} s")
+    assert elapsed < 30
+
+
+# ---------------------------------------------------------------- Lake's runs
+
+
+def test_lake_runs_answers_are_valid(data_dir):
+    from oneshot.data import load_lake_runs
+
+    runs = load_lake_runs(data_dir=data_dir)
+    assert len(runs) == 20
+    for run in runs:
+        assert run.training_images.shape == run.test_images.shape == (20, 105, 105)
+        np.testing.assert_array_equal(np.sort(run.answers), np.arange(20))
+
+
+def test_lake_errors_hand_worked():
+    dist = np.ones((2, 3, 3))
+    answers = np.array([[0, 1, 2], [2, 0, 1]])
+    dist[0, [0, 1, 2], [0, 1, 2]] = 0.0  # run 0: all right
+    dist[1, 0, 2] = dist[1, 1, 1] = dist[1, 2, 1] = 0.0  # run 1: trial 1 wrong
+    res = lake_errors_from_distances(dist, answers)
+    np.testing.assert_allclose(res.run_errors, [0.0, 100 / 3])
+    assert res.mean_error == pytest.approx(100 / 6)
+    with pytest.raises(ValueError, match="answers"):
+        lake_errors_from_distances(dist, answers[:, :2])
+
+
+def test_modified_hausdorff_hand_worked_and_matrix_matches():
+    a, b = np.array([[0.0, 0.0], [0.0, 1.0]]), np.array([[0.0, 0.0], [0.0, 3.0]])
+    # a->b: mins 0, 1 -> 0.5; b->a: mins 0, 2 -> 1.0; max = 1.0
+    assert modified_hausdorff(a, b) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    images = (rng.random((3, 12, 12)) > 0.8).astype(np.uint8) * 255
+    got = modified_hausdorff_matrix(images[:2], images)
+    want = [[modified_hausdorff(ink_points(x), ink_points(y)) for y in images] for x in images[:2]]
+    np.testing.assert_allclose(got, want)
+    assert np.allclose(np.diag(got), 0.0)
+
+
+def test_hausdorff_baseline_first_runs(data_dir):
+    """Errors of runs 1-3 as measured by the full 20-run check (38.75% overall)."""
+    from oneshot.data import load_lake_runs
+
+    res = lake_hausdorff_baseline(load_lake_runs(data_dir=data_dir)[:3])
+    np.testing.assert_allclose(res.run_errors, [45.0, 35.0, 40.0])
+
+
+@pytest.mark.slow
+def test_hausdorff_baseline_reproduces_published_error(data_dir):
+    from oneshot.data import load_lake_runs
+
+    res = lake_hausdorff_baseline(load_lake_runs(data_dir=data_dir))
+    assert abs(res.mean_error - 38.8) <= 0.5
+
+
+def test_lake_evaluate_with_pixel_scorer(data_dir):
+    from oneshot.data import load_lake_runs
+
+    runs = load_lake_runs(image_size=28, data_dir=data_dir)[:4]
+    res = lake_evaluate(flat_scorer((28, 28)), runs)
+    want = []
+    for run in runs:
+        x = lambda im: im.reshape(len(im), -1).astype(np.float64) / 255  # noqa: E731
+        d = np.linalg.norm(x(run.test_images)[:, None] - x(run.training_images)[None], axis=-1)
+        want.append(100 * np.mean(d.argmin(1) != run.answers))
+    np.testing.assert_allclose(res.run_errors, want)
+    assert res.protocol["trials"] == 80
+
+
+# ---------------------------------------------------------------- verification
+
+
+def test_verification_hand_worked_auc_and_tpr():
+    # positives at 0.1, 0.5; negatives at 0.3, 0.9: 3 of 4 (pos, neg) pairs ordered right
+    res = verification_from_distances(np.array([0.1, 0.5, 0.3, 0.9]), np.array([1, 1, 0, 0], bool))
+    assert res.auc == pytest.approx(0.75)
+    assert res.tpr_at_fpr == pytest.approx(0.5) and res.threshold == pytest.approx(0.1)
+    perfect = verification_from_distances(
+        np.array([0.1, 0.2, 0.3, 0.9]), np.array([1, 1, 0, 0], bool)
+    )
+    assert perfect.auc == 1.0 and perfect.tpr_at_fpr == 1.0
+    with pytest.raises(ValueError, match="same"):
+        verification_from_distances(np.array([0.1, 0.2]), np.array([True, True]))
+
+
+def test_balanced_pairs_and_first_n():
+    labels, _ = toy_labels(classes=10, per_class=5)
+    a, b, same = sample_balanced_pairs(labels, 500, seed=0)
+    assert same.sum() == 500 and (~same).sum() == 500
+    np.testing.assert_array_equal(labels[a] == labels[b], same)
+    assert np.all(a != b)
+    assert len(np.unique(labels[a[same]])) == 10
+    fa, fb, fsame = first_n_pairs(labels, 12)
+    assert len(fa) == 66 and np.all(fa < fb)
+    np.testing.assert_array_equal(fsame, labels[fa] == labels[fb])
+
+
+def test_verification_perfect_and_random():
+    labels, _ = toy_labels(classes=10, per_class=20)
+    scorer = flat_scorer((10,))
+    perfect = verification(
+        scorer, np.eye(10, dtype=np.float32)[labels], labels, pairs_per_kind=2000
+    )
+    assert perfect.auc == 1.0 and perfect.tpr_at_fpr == 1.0
+    noise = np.random.default_rng(0).normal(size=(len(labels), 10)).astype(np.float32)
+    rand = verification(scorer, noise, labels, pairs_per_kind=5000)
+    assert abs(rand.auc - 0.5) < 0.03
+    first = verification(scorer, noise, labels, pairs="first_n", first_n=60)
+    assert first.protocol["positives"] + first.protocol["negatives"] == 60 * 59 // 2
+    with pytest.raises(ValueError, match="pairs"):
+        verification(scorer, noise, labels, pairs="all")
+
+
+# ---------------------------------------------------------------- CMC and retrieval
+
+
+def test_cmc_hand_worked():
+    d = np.array([[0.1, 0.5, 0.9], [0.2, 0.6, 0.3], [0.4, 0.4, 0.4]])
+    # query 0 rank 1; query 1: 0.2, 0.3 < 0.6 -> rank 3; query 2: ties, index order -> rank 3
+    np.testing.assert_allclose(cmc_curve_from_distances(d), [1 / 3, 1 / 3, 1.0])
+
+
+def test_cmc_real_scorer_rank_k_is_one_and_rank1_is_accuracy():
+    labels, _ = toy_labels(classes=15, per_class=4)
+    emb = np.random.default_rng(1).normal(size=(len(labels), 6)).astype(np.float32)
+    res = cmc(flat_scorer((6,)), emb, labels, 15, trials=20, seed=4)
+    assert res.curve[-1] == 1.0 and np.all(np.diff(res.curve) >= 0)
+    ep = sample_episodes(labels, 15, 1, 1, 20, seed=4)
+    assert res.rank1 == pytest.approx(evaluate_episodes(flat_scorer((6,)), emb, ep).accuracy)
+
+
+def brute_retrieval(dist, labels):
+    out = []
+    for i in range(len(labels)):
+        others = [j for j in np.argsort(dist[i], kind="stable") if j != i]
+        r = int((labels == labels[i]).sum() - 1)
+        if r == 0:
+            continue
+        rel = [labels[j] == labels[i] for j in others[:r]]
+        ap = sum(np.mean(rel[: k + 1]) for k in range(r) if rel[k]) / r
+        out.append([float(rel[0]), np.mean(rel), ap])
+    return np.mean(out, axis=0)
+
+
+def test_map_at_r_hand_worked():
+    labels = np.array([0, 0, 0, 1, 1])
+    d = np.array(
+        [
+            [0, 0.2, 0.4, 0.1, 0.9],  # q0 (R=2): 3x, 1v -> p@1 0, r-prec 1/2, MAP@R (1/2)/2 = 1/4
+            [0.2, 0, 0.3, 0.8, 0.9],  # q1: 0v, 2v -> 1, 1, 1
+            [0.9, 0.1, 0, 0.2, 0.3],  # q2: 1v, 3x -> 1, 1/2, 1/2
+            [0.5, 0.6, 0.7, 0, 0.1],  # q3 (R=1): 4v -> 1, 1, 1
+            [0.1, 0.6, 0.7, 0.2, 0],  # q4: 0x -> 0, 0, 0
+        ]
+    )
+    got = retrieval_metrics_from_distances(d, labels)
+    assert got["precision_at_1"] == pytest.approx(3 / 5)
+    assert got["r_precision"] == pytest.approx((0.5 + 1 + 0.5 + 1 + 0) / 5)
+    assert got["map_at_r"] == pytest.approx((0.25 + 1 + 0.5 + 1 + 0) / 5)
+
+
+def test_retrieval_matches_brute_force_and_chunks():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 7, size=90)
+    labels[0] = 99  # a singleton: skipped (R = 0)
+    emb = rng.normal(size=(90, 5)).astype(np.float32)
+    dist = np.linalg.norm(emb[:, None] - emb[None], axis=-1)
+    got = retrieval_metrics_from_distances(dist, labels)
+    np.testing.assert_allclose(
+        [got["precision_at_1"], got["r_precision"], got["map_at_r"]],
+        brute_retrieval(dist, labels),
+        rtol=1e-6,
+    )
+    assert got["protocol"]["queries"] == 89
+    chunked = retrieval_metrics(flat_scorer((5,)), emb, labels, chunk_size=16)
+    assert chunked["map_at_r"] == pytest.approx(got["map_at_r"], rel=1e-5)
