@@ -1,0 +1,116 @@
+"""Every plot function draws and writes a non-empty PNG."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from oneshot import plots
+from oneshot.evaluation import verification_from_distances
+
+RNG = np.random.default_rng(0)
+LABELS = np.repeat(np.arange(5), 8)
+EMB = (np.eye(5)[LABELS] + 0.2 * RNG.normal(size=(40, 5))).astype(np.float32)
+IMAGES = (RNG.random((40, 12, 12)) * 255).astype(np.uint8)
+
+
+def check_png(fig, path):
+    assert isinstance(fig, Figure)
+    assert path.exists() and path.stat().st_size > 1000
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+def test_embedding_2d(tmp_path, method):
+    path = tmp_path / f"{method}.png"
+    check_png(plots.plot_embedding_2d(EMB, LABELS, method=method, path=path), path)
+
+
+def test_embedding_2d_with_image_markers(tmp_path):
+    path = tmp_path / "images.png"
+    check_png(plots.plot_embedding_2d(EMB, LABELS, images=IMAGES, max_points=20, path=path), path)
+    with pytest.raises(ValueError, match="method"):
+        plots.plot_embedding_2d(EMB, LABELS, method="umap")
+
+
+def test_projection_pca_keeps_class_separation():
+    xy = plots.project_2d(EMB, "pca")
+    assert xy.shape == (40, 2)
+    centres = np.stack([xy[LABELS == c].mean(0) for c in range(5)])
+    spread = max(np.linalg.norm(xy[LABELS == c] - centres[c], axis=1).mean() for c in range(5))
+    gaps = np.linalg.norm(centres[:, None] - centres[None], axis=-1)[np.triu_indices(5, 1)]
+    assert gaps.max() > spread  # classes are visibly apart
+
+
+def test_roc_curves(tmp_path):
+    same = np.r_[np.ones(50, bool), np.zeros(50, bool)]
+    a = verification_from_distances(np.r_[RNG.random(50), RNG.random(50) + 0.5], same)
+    b = verification_from_distances(RNG.random(100), same)
+    path = tmp_path / "roc.png"
+    fig = plots.plot_roc_curves(
+        {"good": a, "random": {"fpr": b.fpr, "tpr": b.tpr}, "pair": (b.fpr, b.tpr)}, path=path
+    )
+    check_png(fig, path)
+    assert len(fig.axes[0].get_legend().get_texts()) == 3
+
+
+def test_cmc_and_accuracy_plots(tmp_path):
+    path = tmp_path / "cmc.png"
+    check_png(
+        plots.plot_cmc_curves(
+            {"a": np.linspace(0.3, 1, 10), "b": np.linspace(0.1, 1, 10)}, path=path
+        ),
+        path,
+    )
+    path = tmp_path / "nway.png"
+    series = {"triplet": {5: (0.9, 0.01), 20: (0.7, 0.02)}, "quad": {5: 0.8, 20: 0.6}}
+    check_png(plots.plot_accuracy_vs(series, path=path), path)
+    path = tmp_path / "kshot.png"
+    check_png(
+        plots.plot_accuracy_vs(
+            {"triplet": {1: 0.7, 5: 0.9}}, xlabel="K (shots)", chance=False, path=path
+        ),
+        path,
+    )
+
+
+def test_distance_boxplots(tmp_path):
+    d = RNG.random(200)
+    same = RNG.random(200) < 0.5
+    path = tmp_path / "box.png"
+    check_png(
+        plots.plot_distance_boxplots(d, same, classes=RNG.integers(0, 10, 200), path=path), path
+    )
+    path = tmp_path / "box_overall.png"
+    check_png(plots.plot_distance_boxplots(d, same, path=path), path)
+
+
+def test_neighbour_strips(tmp_path):
+    path = tmp_path / "nn.png"
+    nbrs = IMAGES[:30].reshape(3, 10, 12, 12)
+    fig = plots.plot_neighbour_strips(
+        IMAGES[30:33],
+        nbrs,
+        correct=RNG.random((3, 10)) < 0.5,
+        distances=RNG.random((3, 10)),
+        path=path,
+    )
+    check_png(fig, path)
+    assert len(fig.axes) == 33
+
+
+def test_loss_curves(tmp_path):
+    histories = {
+        "triplet": {
+            "epoch": [0.0, 1.0, 2.0],
+            "step": [100.0, 200.0, 300.0],
+            "loss": [1.0, 0.5, 0.3],
+        },
+        "quadruplet": {"epoch": [0.0, 1.0], "loss": [1.2, 0.9]},
+    }
+    path = tmp_path / "loss.png"
+    fig = plots.plot_loss_curves(histories, path=path)
+    check_png(fig, path)
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 2 and list(lines[0].get_xdata()) == [100.0, 200.0, 300.0]
