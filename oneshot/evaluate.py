@@ -1,0 +1,186 @@
+"""Command line: evaluate a saved model on MNIST or Omniglot.
+
+    python -m oneshot.evaluate --model run/model.keras --dataset omniglot --protocol all \\
+        [--split evaluation] [--data-dir D] [--image-size S] [--episodes 1000] [--out r.json]
+
+Loads the ``.keras`` model, builds a :class:`oneshot.inference.Scorer` from it (its
+"embedding" network and its learned metric or pair head, if any), runs the chosen protocols
+(``nway``, ``lake``, ``verification``, ``cmc``, ``retrieval`` or ``all``; see
+``oneshot.evaluation.report``) and prints a JSON summary, also written to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from oneshot.evaluation.report import PROTOCOLS, check_protocols
+
+DATASETS = ("mnist", "omniglot")
+TEST_SPLITS = {"mnist": "test", "omniglot": "evaluation"}
+SPLITS = {"mnist": ("train", "test"), "omniglot": ("background", "evaluation")}
+NATIVE_SIZE = {"mnist": 28, "omniglot": 105}
+# modules whose import registers the project's custom layers, losses and models
+_CUSTOM_OBJECT_MODULES = ("oneshot.networks", "oneshot.losses", "oneshot.models", "oneshot.miners")
+
+
+class UsageError(Exception):
+    """A problem with the command line the user can fix; printed without a traceback."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m oneshot.evaluate",
+        description="Evaluate a saved oneshot model: one-shot accuracy, Lake's runs, ROC, CMC, MAP@R.",
+    )
+    parser.add_argument("--model", type=Path, required=True, help="a saved .keras model")
+    parser.add_argument("--dataset", choices=DATASETS, required=True, help="mnist or omniglot")
+    parser.add_argument(
+        "--split",
+        default=None,
+        help="split to evaluate on (default: the test split: mnist test, omniglot evaluation)",
+    )
+    parser.add_argument(
+        "--protocol",
+        nargs="+",
+        default=["all"],
+        help=f"one or more of {', '.join(PROTOCOLS)}, or all (default)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="data folder (default: $ONESHOT_DATA_DIR / the download cache)",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="resize Omniglot images to S x S (must match the model input)",
+    )
+    parser.add_argument(
+        "--episodes", type=int, default=1000, help="episodes per N-way task (default 1000)"
+    )
+    parser.add_argument(
+        "--cmc-trials", type=int, default=10, help="CMC draws averaged (default 10)"
+    )
+    parser.add_argument(
+        "--distance",
+        default=None,
+        help="distance for embedding models (default: the model's own, else euclidean)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of every sampled protocol (default 0)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="also write the JSON summary to this file"
+    )
+    return parser.parse_args(argv)
+
+
+def load_model(path: Path) -> Any:
+    """Load a ``.keras`` model, with the project's custom objects registered when available."""
+    if not path.is_file():
+        raise UsageError(
+            f"Model file not found: {path}. Pass the model.keras written by python -m oneshot.train."
+        )
+    for module in _CUSTOM_OBJECT_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError:  # a module not written yet: plain Keras models still load
+            pass
+    import keras
+
+    return keras.models.load_model(path, compile=False)
+
+
+def model_image_size(scorer: Any) -> int | None:
+    """Side of the square images the embedding network expects (None if not fixed)."""
+    shape = scorer.embedding_model.input_shape
+    shape = shape[0] if isinstance(shape, list) else shape
+    return shape[1] if len(shape) >= 3 and shape[1] == shape[2] else None
+
+
+def check_image_size(dataset: str, image_size: int | None, expected: int | None) -> None:
+    """Raise a UsageError when the images would not fit the model's input."""
+    size = image_size or NATIVE_SIZE[dataset]
+    if dataset == "mnist" and image_size not in (None, 28):
+        raise UsageError(
+            f"MNIST images are 28x28; --image-size {image_size} is not supported for mnist."
+        )
+    if expected is not None and size != expected:
+        hint = (
+            f"pass --image-size {expected}"
+            if dataset == "omniglot"
+            else "evaluate this model on omniglot"
+        )
+        raise UsageError(
+            f"The model expects {expected}x{expected} images but the {dataset} images are {size}x{size}: {hint}."
+        )
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Load the model and data, evaluate, return the summary."""
+    try:
+        protocols = check_protocols(args.protocol)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    split = args.split or TEST_SPLITS[args.dataset]
+    if split not in SPLITS[args.dataset]:
+        raise UsageError(
+            f"Unknown split {split!r} for {args.dataset}: expected one of {SPLITS[args.dataset]}."
+        )
+    if args.episodes < 1:
+        raise UsageError(f"--episodes must be >= 1. Received: {args.episodes}.")
+    from oneshot import data
+    from oneshot.evaluation.report import evaluate_scorer
+    from oneshot.inference import Scorer
+
+    model = load_model(args.model)
+    try:
+        scorer = Scorer.from_model(model, distance=args.distance)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    check_image_size(args.dataset, args.image_size, model_image_size(scorer))
+    try:
+        if args.dataset == "mnist":
+            loaded = data.load_mnist(split, data_dir=args.data_dir)
+            alphabets, runs = None, None
+        else:
+            loaded = data.load_omniglot(split, image_size=args.image_size, data_dir=args.data_dir)
+            alphabets = loaded.alphabets
+            want_runs = "lake" in protocols
+            runs = (
+                data.load_lake_runs(args.image_size, data_dir=args.data_dir) if want_runs else None
+            )
+    except (data.DataError, ValueError) as error:
+        raise UsageError(f"Could not load {args.dataset} {split}: {error}") from None
+    report = evaluate_scorer(
+        scorer, loaded.images, loaded.labels, args.dataset, split, protocols,
+        alphabets=alphabets, lake_runs=runs, episodes=args.episodes,
+        cmc_trials=args.cmc_trials, seed=args.seed,
+    )  # fmt: skip
+    return {"model": str(args.model), **report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        summary = run(args)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
