@@ -338,3 +338,23 @@ def test_retrieval_matches_brute_force_and_chunks():
     assert got["protocol"]["queries"] == 89
     chunked = retrieval_metrics(flat_scorer((5,)), emb, labels, chunk_size=16)
     assert chunked["map_at_r"] == pytest.approx(got["map_at_r"], rel=1e-5)
+
+
+def test_learned_metric_path_matches_full_matrix():
+    """A learned metric scores exactly the episode pairs; same result as its full matrix."""
+    labels, _ = toy_labels(classes=10, per_class=4)
+    emb = np.random.default_rng(6).normal(size=(len(labels), 3)).astype(np.float32)
+    metric = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(4, activation="relu"),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    scorer = Scorer(
+        keras.Sequential([keras.Input((3,)), keras.layers.Flatten()]), metric_model=metric
+    )
+    ep = sample_episodes(labels, 5, k_shot=2, queries_per_class=2, episodes=10, seed=2)
+    got = evaluate_episodes(scorer, emb, ep).episode_accuracies
+    want = evaluate_episodes_from_distances(scorer.pairwise(emb), ep).episode_accuracies
+    np.testing.assert_allclose(got, want)
