@@ -269,11 +269,11 @@ def build_online(
     """Model for in-batch (online) losses: images (B, H, W, 1) -> embeddings (B, D).
 
     Compile it with a loss taking ``y_true`` = integer class labels (B,) and ``y_pred`` = the
-    embeddings (B, D), e.g. an online triplet loss of ``oneshot.losses.online`` (batch-hard,
-    batch-all, ...), and train on P x K batches ``(images, labels)``::
+    embeddings (B, D), e.g. the losses of ``oneshot.losses.online`` (batch-hard, batch-all,
+    semi-hard triplets, ...), and train on P x K batches ``(images, labels)``::
 
-        model = build_online(conv4(), loss=BatchHardTripletLoss(margin=0.2))
-        model.fit(pk_dataset(images, labels), steps_per_epoch=100)
+        model = build_online(conv4(), loss=OnlineTripletLoss("batch_hard", margin=0.2))
+        model.fit(pk_dataset(images, labels, p=8, k=4, seed=0), steps_per_epoch=100)
 
     Args:
         embedding: the embedding network (named "embedding"), nested in the model.

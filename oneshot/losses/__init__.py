@@ -5,6 +5,7 @@ convention everywhere: ``y = 1`` means the SAME class.
 """
 
 from oneshot.losses.contrastive import ContrastiveLoss, contrastive_loss
+from oneshot.losses.online import OnlineContrastiveLoss, OnlineQuadrupletLoss, OnlineTripletLoss
 from oneshot.losses.quadruplet import (
     QuadrupletLossLayer,
     adaptive_margins,
@@ -16,6 +17,9 @@ from oneshot.losses.triplet import TripletLossLayer, triplet_loss, triplet_loss_
 
 __all__ = [
     "ContrastiveLoss",
+    "OnlineContrastiveLoss",
+    "OnlineQuadrupletLoss",
+    "OnlineTripletLoss",
     "QuadrupletLossLayer",
     "TripletLossLayer",
     "adaptive_margins",
