@@ -269,7 +269,7 @@ def _decode_omniglot(path: Path) -> dict[str, np.ndarray]:
     entries = []
     for name in _zip_names(path):
         parts = name.split("/")
-        if name.endswith(".png") and len(parts) == 4:
+        if name.endswith(".png") and len(parts) == 4 and parts[0] != "__MACOSX":
             entries.append((parts[1], parts[2], parts[3], name))
     if not entries:
         raise DataError(f"{path} holds no <alphabet>/<character>/<id>_<drawer>.png drawings.")
