@@ -44,31 +44,47 @@ def run_label(run_dir: Path) -> str:
     return f"{run_dir.parent.name}/{run_dir.name}"
 
 
-def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """Numeric leaves of a nested metrics dict, keyed ``a.b.c`` (lists and strings skipped)."""
-    flat: dict[str, float] = {}
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten_metrics(value, name + "."))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            flat[name] = float(value)
-    return flat
+def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """The numbers people compare, named with their protocol, from a ``metrics.json`` report."""
+    out: dict[str, float] = {}
+    for task in report.get("nway", []):
+        p = task.get("protocol", {})
+        where = "within-alphabet" if p.get("within_alphabet") else "unstructured"
+        name = f"{p.get('n_way')}-way {p.get('k_shot', 1)}-shot"
+        if report.get("dataset") == "omniglot":
+            name += f" {where}"
+        out[name] = task["accuracy"]
+    lake = report.get("lake", {})
+    if "mean_error" in lake:
+        out["Lake runs error"] = lake["mean_error"]
+    verification = report.get("verification", {})
+    for kind in ("balanced", "first_n"):
+        if kind in verification:
+            out[f"AUC ({kind})"] = verification[kind]["auc"]
+            out[f"TPR@FPR1e-3 ({kind})"] = verification[kind]["tpr_at_fpr"]
+    if "rank1" in report.get("cmc", {}):
+        out[f"CMC rank-1 ({report['cmc']['protocol'].get('n_classes')} classes)"] = report["cmc"][
+            "rank1"
+        ]
+    for key in ("precision_at_1", "r_precision", "map_at_r"):
+        if key in report.get("retrieval", {}):
+            out[key] = report["retrieval"][key]
+    return out
 
 
 def metrics_table(run_dirs: list[Path]) -> str:
-    """A plain-text table: one row per metric, one column per run."""
+    """A plain-text table: one row per headline metric, one column per run."""
     labels = [run_label(d) for d in run_dirs]
     columns = []
     for d in run_dirs:
         path = Path(d) / METRICS_FILE
-        columns.append(flatten_metrics(json.loads(path.read_text())) if path.exists() else {})
-    keys = sorted({k for c in columns for k in c if not k.endswith(("seed", "episodes_count"))})
+        columns.append(headline_metrics(json.loads(path.read_text())) if path.exists() else {})
+    keys = list(dict.fromkeys(k for c in columns for k in c))
     width = max([len(k) for k in keys] + [6])
     cell = max(len(label) for label in labels) + 2
     lines = [" " * width + "".join(f"{label:>{cell}}" for label in labels)]
     for key in keys:
-        values = "".join(f"{c[key]:>{cell}.4g}" if key in c else f"{'-':>{cell}}" for c in columns)
+        values = "".join(f"{c[key]:>{cell}.4f}" if key in c else f"{'-':>{cell}}" for c in columns)
         lines.append(f"{key:<{width}}{values}")
     return "\n".join(lines)
 

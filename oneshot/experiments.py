@@ -54,7 +54,7 @@ class RunConfig:
     final_learning_rate: float | None = None
     log_every: int = 100
     # evaluation after training
-    eval_distance: str = "euclidean"
+    eval_distance: str | None = None  # None: the distance the model was trained with
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -126,7 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     except OutputExistsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(summary, indent=2))
+    (out / "summary.json").exists() and print(f"summary: {out / 'summary.json'}")
+    for name, entry in summary["runs"].items():
+        print(f"{name}: {entry['steps']} steps in {entry['train_seconds']:.0f} s of training")
+    if not args.no_eval:
+        from oneshot.compare import metrics_table
+
+        print(metrics_table([out / r.name for r in experiment.runs]))
     return 0
 
 

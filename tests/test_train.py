@@ -202,3 +202,51 @@ def test_mirrored_strategy_reduces_the_loss_like_one_device():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2
     assert result["mirrored"] == pytest.approx(result["single"], rel=1e-4)
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory, data_dir):
+    """One real end-to-end CLI run (tiny step count), shared by the output and compare tests."""
+    from oneshot.train import main
+
+    out = tmp_path_factory.mktemp("cli") / "contrastive-run"
+    argv = ["--experiment", "mnist-siamese-contrastive", "--steps", "4", "--episodes", "50",
+            "--out", str(out), "--data-dir", str(data_dir)]  # fmt: skip
+    assert main(argv) == 0
+    return out, argv
+
+
+def test_cli_writes_a_complete_run_folder(cli_run):
+    out, argv = cli_run
+    run = out / "contrastive"
+    for name in ("config.json", "history.csv", "model.keras", "metrics.json", "loss.png",
+                 "roc.png", "cmc.png", "embedding_pca.png", "embedding_tsne.png", "distances.png"):  # fmt: skip
+        assert (run / name).stat().st_size > 0, name
+    record = json.loads((out / "experiment.json").read_text())
+    assert record["command"].endswith(" ".join(argv))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["nway"][0]["protocol"]["n_way"] == 10
+    assert 0.0 <= metrics["verification"]["balanced"]["auc"] <= 1.0
+    assert json.loads((run / "config.json").read_text())["steps"] == 4
+    model = keras.models.load_model(run / "model.keras")
+    assert model.get_layer("embedding") is not None
+
+
+def test_cli_refuses_to_overwrite_a_finished_run(cli_run, capsys):
+    from oneshot.train import main
+
+    out, argv = cli_run
+    assert main(argv) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_compare_plots_and_tabulates_runs(cli_run, tmp_path, capsys):
+    from oneshot.compare import main
+
+    out, _ = cli_run
+    figure = tmp_path / "cmp.png"
+    assert main([str(out / "contrastive"), str(out / "contrastive"), "--out", str(figure)]) == 0
+    table = capsys.readouterr().out
+    assert "10-way 1-shot" in table and "AUC (balanced)" in table
+    assert figure.stat().st_size > 0
+    assert main([str(tmp_path)]) == 2  # not a run folder

@@ -64,6 +64,8 @@ def evaluate_scorer(
     cmc_trials: int = 10,
     pairs_per_kind: int = 10000,
     seed: int = 0,
+    embeddings: np.ndarray | None = None,
+    include_curves: bool = False,
 ) -> dict[str, Any]:
     """Run the standard protocols and return their numbers with their protocols.
 
@@ -83,6 +85,9 @@ def evaluate_scorer(
         cmc_trials: CMC draws averaged. Defaults to 10.
         pairs_per_kind: balanced verification pairs of each kind. Defaults to 10000.
         seed: seed of every sampled protocol. Defaults to 0.
+        embeddings: the images' embeddings if already computed (skips embedding again).
+        include_curves: keep the ROC (balanced pairs) and CMC curves in the report, for
+            plotting. Defaults to False.
     """
     if dataset not in NWAY_TASKS:
         raise ValueError(
@@ -92,7 +97,8 @@ def evaluate_scorer(
     labels = np.asarray(labels)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    embeddings = scorer.embed(images)
+    if embeddings is None:
+        embeddings = scorer.embed(images)
     seconds["embed"] = time.perf_counter() - start
     report: dict[str, Any] = {
         "dataset": dataset,
@@ -124,7 +130,7 @@ def evaluate_scorer(
             report["verification"] = {
                 "balanced": verification(
                     scorer, embeddings, labels, "balanced", pairs_per_kind, split=split, seed=seed
-                ).to_dict(),
+                ).to_dict(include_curve=include_curves),
                 "first_n": verification(
                     scorer, embeddings, labels, "first_n", first_n=FIRST_N[dataset], split=split
                 ).to_dict(),
@@ -133,7 +139,7 @@ def evaluate_scorer(
             k = min(cmc_classes or CMC_CLASSES[dataset], len(np.unique(labels)))
             report["cmc"] = cmc(
                 scorer, embeddings, labels, k, cmc_trials, split=split, seed=seed
-            ).to_dict()
+            ).to_dict(include_curve=include_curves)
         elif name == "retrieval":
             report["retrieval"] = retrieval_metrics(scorer, embeddings, labels, split=split)
         seconds[name] = time.perf_counter() - start
