@@ -259,8 +259,10 @@ def test_one_step_fit_on_pk_batches(loss, mnist):
     from oneshot.data.samplers import pk_dataset
 
     model = small_embedding()
-    model.compile(keras.optimizers.Adam(1e-2), loss=loss)
+    active = keras.metrics.MeanMetricWrapper(active_triplet_fraction, name="active_fraction")
+    model.compile(keras.optimizers.Adam(1e-2), loss=loss, metrics=[active])
     before = [w.numpy().copy() for w in model.weights]
     history = model.fit(pk_dataset(*mnist, p=4, k=4, seed=0), steps_per_epoch=2, verbose=0)
     assert np.isfinite(history.history["loss"][0]) and history.history["loss"][0] > 0
+    assert 0.0 < history.history["active_fraction"][0] <= 1.0
     assert any(not np.allclose(b, w.numpy()) for b, w in zip(before, model.weights, strict=True))

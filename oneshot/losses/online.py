@@ -116,7 +116,12 @@ def active_triplet_fraction(
     labels, embeddings, margin: float = 0.2, distance: str = "euclidean"
 ) -> tf.Tensor:
     """Share of the valid triplets of a batch that still violate the margin (a scalar to log:
-    it falls as training progresses)."""
+    it falls as training progresses).
+
+    Example:
+        >>> active = keras.metrics.MeanMetricWrapper(active_triplet_fraction, name="active")
+        >>> embedding.compile("adam", loss=OnlineTripletLoss(), metrics=[active])
+    """
     labels, dist = _prepare(labels, embeddings, distance)
     _, active, valid = batch_all_triplet_loss(dist, labels, margin)
     return active / tf.maximum(valid, 1.0)
