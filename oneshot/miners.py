@@ -326,6 +326,7 @@ class HardBatchMiner:
         self.reproduce_original_bug = reproduce_original_bug
         self.rng = np.random.default_rng(seed)
         self.seed = seed
+        self._compiled_embed = None
 
     def draw(self) -> tuple[np.ndarray, ...]:
         """C random candidate tuples: index arrays (C,)."""
@@ -341,10 +342,14 @@ class HardBatchMiner:
         return self.metric_model(tf.concat([x, y], axis=1), training=False)[:, 0]
 
     def score(self, tuples: tuple[np.ndarray, ...]) -> np.ndarray:
-        """Hardness (C,) of candidate tuples, one forward pass over their distinct images."""
-        unique, inverse = np.unique(np.stack(tuples), return_inverse=True)
-        emb = self.embedding_model(to_model_input(self.images[unique]), training=False)
-        parts = [tf.gather(emb, inverse.reshape(len(tuples), -1)[i]) for i in range(len(tuples))]
+        """Hardness (C,) of candidate tuples: one compiled forward pass over all their images.
+
+        Every step embeds the same number of images (C x tuple size), so the compiled
+        embedding is traced once and reused; duplicates among them are rare and cheap.
+        """
+        flat = np.concatenate(tuples)
+        emb = self._embed(tf.constant(to_model_input(self.images[flat])))
+        parts = tf.split(emb, len(tuples), axis=0)
         if self.kind == "triplet":
             return np.asarray(
                 paired_distances(parts[0], parts[1], self.distance)
@@ -353,6 +358,13 @@ class HardBatchMiner:
         a, p, n, n2 = parts
         hardness = quadruplet_hardness(self._d(a, p), self._d(a, n), self._d(n, n2), self.squared)
         return np.asarray(hardness)
+
+    @property
+    def _embed(self):
+        if self._compiled_embed is None:
+            model = self.embedding_model
+            self._compiled_embed = tf.function(lambda x: model(x, training=False))
+        return self._compiled_embed
 
     def mine(self) -> tuple[np.ndarray, ...]:
         """One hard batch: index arrays (H + R,), the H hardest first."""
