@@ -326,7 +326,7 @@ class HardBatchMiner:
         self.reproduce_original_bug = reproduce_original_bug
         self.rng = np.random.default_rng(seed)
         self.seed = seed
-        self._compiled_embed = None
+        self._compiled = None
 
     def draw(self) -> tuple[np.ndarray, ...]:
         """C random candidate tuples: index arrays (C,)."""
@@ -342,29 +342,31 @@ class HardBatchMiner:
         return self.metric_model(tf.concat([x, y], axis=1), training=False)[:, 0]
 
     def score(self, tuples: tuple[np.ndarray, ...]) -> np.ndarray:
-        """Hardness (C,) of candidate tuples: one compiled forward pass over all their images.
+        """Hardness (C,) of candidate tuples: one compiled pass over all their images.
 
-        Every step embeds the same number of images (C x tuple size), so the compiled
-        embedding is traced once and reused; duplicates among them are rare and cheap.
+        Every step scores the same number of images (C x tuple size), so the compiled
+        function (embedding, distances or learned metric, hardness) is traced once and reused;
+        duplicates among the images are rare and cheap.
         """
         flat = np.concatenate(tuples)
-        emb = self._embed(tf.constant(to_model_input(self.images[flat])))
-        parts = tf.split(emb, len(tuples), axis=0)
+        return np.asarray(self._hardness(tf.constant(to_model_input(self.images[flat]))))
+
+    def _hardness_graph(self, images: tf.Tensor) -> tf.Tensor:
+        parts = tf.split(
+            self.embedding_model(images, training=False), 3 if self.kind == "triplet" else 4
+        )
         if self.kind == "triplet":
-            return np.asarray(
-                paired_distances(parts[0], parts[1], self.distance)
-                - paired_distances(parts[0], parts[2], self.distance)
+            return paired_distances(parts[0], parts[1], self.distance) - paired_distances(
+                parts[0], parts[2], self.distance
             )
         a, p, n, n2 = parts
-        hardness = quadruplet_hardness(self._d(a, p), self._d(a, n), self._d(n, n2), self.squared)
-        return np.asarray(hardness)
+        return quadruplet_hardness(self._d(a, p), self._d(a, n), self._d(n, n2), self.squared)
 
     @property
-    def _embed(self):
-        if self._compiled_embed is None:
-            model = self.embedding_model
-            self._compiled_embed = tf.function(lambda x: model(x, training=False))
-        return self._compiled_embed
+    def _hardness(self):
+        if self._compiled is None:
+            self._compiled = tf.function(self._hardness_graph)
+        return self._compiled
 
     def mine(self) -> tuple[np.ndarray, ...]:
         """One hard batch: index arrays (H + R,), the H hardest first."""
