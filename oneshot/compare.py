@@ -72,20 +72,43 @@ def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def metrics_table(run_dirs: list[Path]) -> str:
-    """A plain-text table: one row per headline metric, one column per run."""
-    labels = [run_label(d) for d in run_dirs]
+def _run_columns(run_dirs: list[Path]) -> list[dict[str, float]]:
+    """Headline metrics of each run, plus its training steps and seconds from history.csv."""
     columns = []
     for d in run_dirs:
         path = Path(d) / METRICS_FILE
-        columns.append(headline_metrics(json.loads(path.read_text())) if path.exists() else {})
+        column = headline_metrics(json.loads(path.read_text())) if path.exists() else {}
+        history = read_history(d)
+        if history.get("step"):
+            column["training steps"] = history["step"][-1]
+        if history.get("seconds"):
+            column["training minutes"] = history["seconds"][-1] / 60.0
+        columns.append(column)
+    return columns
+
+
+def metrics_table(run_dirs: list[Path], markdown: bool = False) -> str:
+    """Headline metrics side by side: one row per metric, one column per run.
+
+    Plain text for the terminal, or a Markdown table (``markdown=True``) for results/README.md.
+    """
+    labels = [run_label(d) for d in run_dirs]
+    columns = _run_columns(run_dirs)
     keys = list(dict.fromkeys(k for c in columns for k in c))
+
+    def fmt(column: dict[str, float], key: str) -> str:
+        if key not in column:
+            return "-"
+        return f"{column[key]:.0f}" if key == "training steps" else f"{column[key]:.4f}"
+
+    if markdown:
+        lines = ["| metric | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+        lines += [f"| {k} | " + " | ".join(fmt(c, k) for c in columns) + " |" for k in keys]
+        return "\n".join(lines)
     width = max([len(k) for k in keys] + [6])
     cell = max(len(label) for label in labels) + 2
     lines = [" " * width + "".join(f"{label:>{cell}}" for label in labels)]
-    for key in keys:
-        values = "".join(f"{c[key]:>{cell}.4f}" if key in c else f"{'-':>{cell}}" for c in columns)
-        lines.append(f"{key:<{width}}{values}")
+    lines += [f"{k:<{width}}" + "".join(f"{fmt(c, k):>{cell}}" for c in columns) for k in keys]
     return "\n".join(lines)
 
 
@@ -104,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (OUT/<run>)")
     parser.add_argument("--out", type=Path, default=Path("comparison.png"), help="figure file")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = parser.parse_args(argv)
     missing = [str(d) for d in args.runs if not (d / HISTORY_FILE).exists()]
     if missing:
@@ -114,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     compare_runs(args.runs, args.out)
-    print(metrics_table(args.runs))
+    print(metrics_table(args.runs, markdown=args.markdown))
     print(f"\nloss curves: {args.out}")
     return 0
 
