@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     except OutputExistsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    (out / "summary.json").exists() and print(f"summary: {out / 'summary.json'}")
+    print(f"summary: {out / 'summary.json'}")
     for name, entry in summary["runs"].items():
         print(f"{name}: {entry['steps']} steps in {entry['train_seconds']:.0f} s of training")
     if not args.no_eval:

@@ -122,6 +122,7 @@ def train_run(
         steps_per_epoch=config.log_every,
         callbacks=callbacks,
         verbose=2,
+        shuffle=False,  # the samplers already draw at random
     )
     stop_on_nan.raise_if_diverged(run_dir)
     model.save(model_path)
