@@ -44,7 +44,7 @@ from oneshot.training.runner import HISTORY_FILE, MODEL_FILE, train_run
 from oneshot.training.setup import TEST_SPLIT, load_split
 
 QUICK_ENV = "ONESHOT_QUICK"
-QUICK_STEPS = 20
+QUICK_STEPS = 10
 # Fields a committed run may differ in and still be "the same run" (the ones the training
 # command line overrides); the notebooks report the committed values.
 BUDGET_FIELDS = ("steps", "log_every", "learning_rate", "final_learning_rate")
