@@ -56,7 +56,7 @@ def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
         out[name] = task["accuracy"]
     lake = report.get("lake", {})
     if "mean_error" in lake:
-        out["Lake runs error"] = lake["mean_error"]
+        out["Lake runs error (%)"] = lake["mean_error"]
     verification = report.get("verification", {})
     for kind in ("balanced", "first_n"):
         if kind in verification:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from oneshot.data.preprocess import to_model_input
 from oneshot.distances import DISTANCES, check_distance, paired_distances, pairwise_distances
@@ -61,33 +62,51 @@ class Scorer:
         x = to_model_input(images)
         return np.asarray(self.embedding_model.predict(x, batch_size=self.batch_size, verbose=0))
 
+    _CHUNK = 262144  # pairs per compiled call of a learned head
+
+    def _head(self, left: tf.Tensor, right: tf.Tensor) -> tf.Tensor:
+        """Distance (N,) from a learned head: 1 - P(same) / similarity, or the metric's g."""
+        if self.similarity_model is not None:
+            return 1.0 - tf.reshape(self.similarity_model([left, right], training=False), [-1])
+        return self.metric_model(tf.concat([left, right], axis=1), training=False)[:, 0]
+
+    def _block(self, rows: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+        """Distances (R, Nb) of every row of ``rows`` against every row of ``b``."""
+        r, n = tf.shape(rows)[0], tf.shape(b)[0]
+        d = self._head(tf.repeat(rows, n, axis=0), tf.tile(b, [r, 1]))
+        return tf.reshape(d, [r, n])
+
+    def _compiled(self, name: str):
+        """Compiled (traced once per input shape, shapes relaxed) versions of the heads."""
+        cache = self.__dict__.setdefault("_compiled_heads", {})
+        if name not in cache:
+            cache[name] = tf.function(getattr(self, name), reduce_retracing=True)
+        return cache[name]
+
     def paired(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Distances (N,) between matching rows of two embedding arrays."""
-        if self.similarity_model is not None:
-            pair = [np.asarray(a, np.float32), np.asarray(b, np.float32)]
-            out = self.similarity_model.predict(
-                pair, batch_size=max(self.batch_size, 8192), verbose=0
-            )
-            return 1.0 - np.asarray(out).reshape(-1)
-        if self.metric_model is None:
+        if not self.uses_learned_metric:
             return np.asarray(paired_distances(a, b, self.distance))
-        pairs = np.concatenate([a, b], axis=1).astype(np.float32)
-        out = self.metric_model.predict(pairs, batch_size=max(self.batch_size, 8192), verbose=0)
-        return np.asarray(out)[:, 0]
+        a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+        head = self._compiled("_head")
+        parts = [
+            head(tf.constant(a[i : i + self._CHUNK]), tf.constant(b[i : i + self._CHUNK]))
+            for i in range(0, len(a), self._CHUNK)
+        ]
+        return np.concatenate([np.asarray(p) for p in parts]) if parts else np.zeros(0, np.float32)
 
     def pairwise(self, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         """Distance matrix (Na, Nb) between all rows of ``a`` and all rows of ``b`` (default ``a``)."""
         b = a if b is None else b
         if not self.uses_learned_metric:
             return np.asarray(pairwise_distances(a, b, self.distance))
-        na, nb = len(a), len(b)
-        out = np.empty((na, nb), dtype=np.float32)
-        rows_per_chunk = max(1, 262144 // max(nb, 1))
-        for start in range(0, na, rows_per_chunk):
-            block = a[start : start + rows_per_chunk]
-            left = np.repeat(block, nb, axis=0)
-            right = np.tile(b, (len(block), 1))
-            out[start : start + len(block)] = self.paired(left, right).reshape(len(block), nb)
+        a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+        out = np.empty((len(a), len(b)), dtype=np.float32)
+        rows_per_chunk = max(1, self._CHUNK // max(len(b), 1))
+        block, b_tensor = self._compiled("_block"), tf.constant(b)
+        for start in range(0, len(a), rows_per_chunk):
+            rows = tf.constant(a[start : start + rows_per_chunk])
+            out[start : start + len(rows)] = np.asarray(block(rows, b_tensor))
         return out
 
     @classmethod
