@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from oneshot.validation import check_choice
+
 DISTANCES = ("euclidean", "squared_euclidean", "l1", "cosine")
 _EPS = 1e-12
 
 
 def check_distance(distance: str) -> str:
     """Return ``distance`` if it is a known name, else raise a ValueError saying what is known."""
-    if distance not in DISTANCES:
-        raise ValueError(
-            f"Invalid value for argument `distance`. Expected one of {DISTANCES}. "
-            f"Received: distance={distance!r}"
-        )
-    return distance
+    return check_choice("distance", distance, DISTANCES)
 
 
 def safe_sqrt(squared: tf.Tensor) -> tf.Tensor:
@@ -33,7 +30,9 @@ def safe_sqrt(squared: tf.Tensor) -> tf.Tensor:
     return tf.where(is_zero, tf.zeros_like(squared), root)
 
 
-def pairwise_distances(a: tf.Tensor, b: tf.Tensor | None = None, distance: str = "euclidean") -> tf.Tensor:
+def pairwise_distances(
+    a: tf.Tensor, b: tf.Tensor | None = None, distance: str = "euclidean"
+) -> tf.Tensor:
     """Distance matrix between the rows of ``a`` (N, D) and ``b`` (M, D); ``b`` defaults to ``a``.
 
     Returns:

@@ -27,6 +27,7 @@ from keras import layers
 from oneshot.distances import DISTANCES, check_distance, paired_distances
 from oneshot.losses import ContrastiveLoss, QuadrupletLossLayer, TripletLossLayer
 from oneshot.networks import metric_network
+from oneshot.validation import check_choice
 
 SIAMESE_HEADS = ("contrastive", "l1_sigmoid", "cosine", "concat")
 QUADRUPLET_METRICS = ("learned", *DISTANCES)
@@ -74,15 +75,6 @@ class MetricDistance(keras.layers.Layer):
         return (input_shape[0], 1)
 
 
-def _check_choice(value: str, name: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected one of {choices}. "
-            f"Received: {name}={value!r}"
-        )
-    return value
-
-
 def _check_embedding(embedding: keras.Model) -> keras.Model:
     if not isinstance(embedding, keras.Model) or embedding.name != "embedding":
         raise ValueError(
@@ -110,7 +102,7 @@ def inputs_only(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
 def siamese_loss(head: str, margin: float = 1.0) -> keras.losses.Loss:
     """The loss a siamese ``head`` is trained with (labels: 1 = same class)."""
-    _check_choice(head, "head", SIAMESE_HEADS)
+    check_choice("head", head, SIAMESE_HEADS)
     if head == "contrastive":
         return ContrastiveLoss(margin=margin)
     if head == "cosine":
@@ -166,7 +158,7 @@ def build_siamese(
     >>> model.fit(pair_dataset(images, labels), steps_per_epoch=100)  # doctest: +SKIP
     """
     _check_embedding(embedding)
-    _check_choice(head, "head", SIAMESE_HEADS)
+    check_choice("head", head, SIAMESE_HEADS)
     left, right = _inputs(embedding, ("left", "right"))
     e1, e2 = embedding(left), embedding(right)
     if head == "contrastive":
@@ -236,7 +228,7 @@ def build_quadruplet(
         A ``keras.Model`` named "quadruplet".
     """
     _check_embedding(embedding)
-    _check_choice(metric, "metric", QUADRUPLET_METRICS)
+    check_choice("metric", metric, QUADRUPLET_METRICS)
     inputs = _inputs(embedding, TUPLE_INPUTS)
     ea, ep, en, en2 = (embedding(x) for x in inputs)
     pairs = {"ap": (ea, ep), "an": (ea, en), "nn": (en, en2)}

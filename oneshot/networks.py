@@ -20,18 +20,11 @@ from collections.abc import Callable, Sequence
 import keras
 from keras import layers, regularizers
 
+from oneshot.validation import check_choice
+
 EMBEDDING_NAME = "embedding"
 METRIC_NAME = "metric"
 _PADDINGS = ("valid", "same")
-
-
-def _check_padding(padding: str) -> str:
-    if padding not in _PADDINGS:
-        raise ValueError(
-            f"Invalid value for argument `padding`. Expected one of {_PADDINGS}. "
-            f"Received: padding={padding!r}"
-        )
-    return padding
 
 
 def _check_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
@@ -58,7 +51,7 @@ def _eric(
     dense_units: int,
 ) -> keras.Model:
     """Shared body of Eric's networks: convs (filters, kernel, pool-after), Dense, Dense, L2."""
-    _check_padding(padding)
+    check_choice("padding", padding, _PADDINGS)
     conv_kw = dict(
         padding=padding,
         activation="relu",

@@ -29,6 +29,7 @@ from PIL import Image
 
 from oneshot.data import sources
 from oneshot.data.sources import DataError
+from oneshot.validation import check_choice
 
 DATASETS = ("mnist", "omniglot")
 # Per dataset: (training split, test split).
@@ -90,14 +91,6 @@ class LakeRun:
     answers: np.ndarray
 
 
-def _check_choice(argument: str, value: Any, options: tuple) -> None:
-    if not isinstance(value, str) or value not in options:
-        raise ValueError(
-            f"Invalid value for argument `{argument}`. Expected one of {options}. "
-            f"Received: {argument}={value!r}"
-        )
-
-
 def _check_image_options(image_size: Any, invert: Any) -> None:
     if image_size is not None and (
         isinstance(image_size, bool)
@@ -129,8 +122,8 @@ def load_mnist(
     Returns:
         A ``LabelledImages`` with int32 labels 0..9.
     """
-    _check_choice("split", split, SPLITS["mnist"])
-    _check_choice("source", source, SOURCES)
+    check_choice("split", split, SPLITS["mnist"])
+    check_choice("source", source, SOURCES)
     if source == "tfds":
         data = _tfds_load("mnist", split)
         images = np.asarray(data["image"], dtype=np.uint8)
@@ -172,9 +165,9 @@ def load_omniglot(
     Returns:
         An ``OmniglotSet`` with 20 drawings per character.
     """
-    _check_choice("split", split, SPLITS["omniglot"])
+    check_choice("split", split, SPLITS["omniglot"])
     _check_image_options(image_size, invert)
-    _check_choice("source", source, SOURCES)
+    check_choice("source", source, SOURCES)
     if source == "tfds":
         return _omniglot_from_tfds(_tfds_load("omniglot", split), image_size, invert)
     key = f"omniglot_{split}"
@@ -234,8 +227,8 @@ def load_dataset(name: str, split: str, **kwargs: Any) -> LabelledImages:
         split: one of ``SPLITS[name]`` (the first is the training split, the second the test one).
         **kwargs: passed to ``load_mnist`` / ``load_omniglot``.
     """
-    _check_choice("dataset", name, DATASETS)
-    _check_choice("split", split, SPLITS[name])
+    check_choice("dataset", name, DATASETS)
+    check_choice("split", split, SPLITS[name])
     loader = load_mnist if name == "mnist" else load_omniglot
     return loader(split, **kwargs)
 

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from oneshot import miners
 from oneshot.distances import check_distance, pairwise_distances
+from oneshot.validation import check_choice
 
 __all__ = [
     "TRIPLET_MINERS",
@@ -34,14 +35,6 @@ __all__ = [
 
 TRIPLET_MINERS = ("batch_hard", "batch_all", "semi_hard")
 PAIR_MINERS = ("hard_pairs", "all")
-
-
-def _check(argument: str, value, options: tuple) -> None:
-    if value not in options:
-        raise ValueError(
-            f"Invalid value for argument `{argument}`. Expected one of {options}. "
-            f"Received: {argument}={value!r}"
-        )
 
 
 def _prepare(labels: tf.Tensor, embeddings: tf.Tensor, distance: str):
@@ -209,7 +202,7 @@ class OnlineTripletLoss(_OnlineLoss):
         **kwargs,
     ) -> None:
         super().__init__(distance, name, reduction, **kwargs)
-        _check("miner", miner, TRIPLET_MINERS)
+        check_choice("miner", miner, TRIPLET_MINERS)
         if soft_margin and miner == "batch_all":
             raise ValueError(
                 "Invalid arguments: `soft_margin=True` has no active set for miner='batch_all'. "
@@ -314,7 +307,7 @@ class OnlineContrastiveLoss(_OnlineLoss):
         **kwargs,
     ) -> None:
         super().__init__(distance, name, reduction, **kwargs)
-        _check("miner", miner, PAIR_MINERS)
+        check_choice("miner", miner, PAIR_MINERS)
         self.miner, self.margin = miner, float(margin)
 
     def call(self, y_true, y_pred):
