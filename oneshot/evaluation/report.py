@@ -63,6 +63,7 @@ def evaluate_scorer(
     cmc_classes: int | None = None,
     cmc_trials: int = 10,
     pairs_per_kind: int = 10000,
+    first_n: int | None = None,
     seed: int = 0,
     embeddings: np.ndarray | None = None,
     include_curves: bool = False,
@@ -84,6 +85,7 @@ def evaluate_scorer(
         cmc_classes: K of the CMC; defaults to ``CMC_CLASSES[dataset]`` (capped by the classes).
         cmc_trials: CMC draws averaged. Defaults to 10.
         pairs_per_kind: balanced verification pairs of each kind. Defaults to 10000.
+        first_n: N of the all-pairs-of-the-first-N-images ROC; defaults to ``FIRST_N[dataset]``.
         seed: seed of every sampled protocol. Defaults to 0.
         embeddings: the images' embeddings if already computed (skips embedding again).
         include_curves: keep the ROC (balanced pairs) and CMC curves in the report, for
@@ -132,7 +134,12 @@ def evaluate_scorer(
                     scorer, embeddings, labels, "balanced", pairs_per_kind, split=split, seed=seed
                 ).to_dict(include_curve=include_curves),
                 "first_n": verification(
-                    scorer, embeddings, labels, "first_n", first_n=FIRST_N[dataset], split=split
+                    scorer,
+                    embeddings,
+                    labels,
+                    "first_n",
+                    first_n=first_n or FIRST_N[dataset],
+                    split=split,
                 ).to_dict(),
             }
         elif name == "cmc":

@@ -91,6 +91,7 @@ def assess_run(
         nway_tasks=_nway_tasks(config, evaluation),
         cmc_classes=evaluation.cmc_classes,
         pairs_per_kind=evaluation.verification_pairs // 2,
+        first_n=evaluation.first_n_images,
         seed=seed,
         embeddings=embeddings,
         include_curves=True,
