@@ -32,6 +32,10 @@ class Scorer:
         similarity_model: optional pair head of a siamese model: maps ``[e1, e2]`` (two (N, D)
             arrays) to a similarity (N, 1) in which larger means more alike (P(same) or
             cosine); scored as the distance ``1 - similarity``. Defaults to None.
+        shifts: test-time shift averaging: each image is embedded as itself and shifted by
+            ``shifts`` pixels left, right, up and down (zeros fill in), and the five embeddings
+            are averaged (then re-normalised if the network's are unit length). Still one-shot:
+            it uses no other labelled image. 0 turns it off. Defaults to 0.
     """
 
     def __init__(
@@ -41,7 +45,12 @@ class Scorer:
         metric_model: keras.Model | None = None,
         batch_size: int = 512,
         similarity_model: keras.Model | None = None,
+        shifts: int = 0,
     ) -> None:
+        if int(shifts) < 0:
+            raise ValueError(
+                f"Invalid value for argument `shifts`. Expected an int >= 0. Received: shifts={shifts!r}"
+            )
         if metric_model is not None and similarity_model is not None:
             raise ValueError(
                 "Pass at most one of `metric_model` and `similarity_model`. Received both."
@@ -51,6 +60,7 @@ class Scorer:
         self.metric_model = metric_model
         self.similarity_model = similarity_model
         self.batch_size = batch_size
+        self.shifts = int(shifts)
 
     @property
     def uses_learned_metric(self) -> bool:
@@ -60,6 +70,16 @@ class Scorer:
     def embed(self, images: np.ndarray) -> np.ndarray:
         """Embeddings (N, D) as float32 numpy for uint8 or float images."""
         x = to_model_input(images)
+        if not self.shifts:
+            return self._predict(x)
+        views = [self._predict(view) for view in shifted_views(x, self.shifts)]
+        mean = np.mean(views, axis=0)
+        norms = np.linalg.norm(views[0], axis=1)
+        if np.allclose(norms, 1.0, atol=1e-3):  # unit-length network: stay on the sphere
+            mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+        return mean.astype(np.float32)
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.embedding_model.predict(x, batch_size=self.batch_size, verbose=0))
 
     _CHUNK = 262144  # pairs per compiled call of a learned head
@@ -111,7 +131,11 @@ class Scorer:
 
     @classmethod
     def from_model(
-        cls, model: keras.Model, distance: str | None = None, batch_size: int = 512
+        cls,
+        model: keras.Model,
+        distance: str | None = None,
+        batch_size: int = 512,
+        shifts: int = 0,
     ) -> Scorer:
         """Build a Scorer from any oneshot model (or a bare embedding network).
 
@@ -135,4 +159,15 @@ class Scorer:
             metric_model=metric,
             batch_size=batch_size,
             similarity_model=similarity,
+            shifts=shifts,
         )
+
+
+def shifted_views(images: np.ndarray, pixels: int) -> list[np.ndarray]:
+    """``images`` (N, H, W, C) and its copies shifted by ``pixels`` right, left, down and up,
+    with zeros (background) filling in."""
+    p = int(pixels)
+    h, w = images.shape[1:3]
+    padded = np.pad(images, ((0, 0), (p, p), (p, p), (0, 0)))
+    offsets = [(0, 0), (0, -p), (0, p), (-p, 0), (p, 0)]  # (rows, cols) the content moves by
+    return [padded[:, p - dy : p - dy + h, p - dx : p - dx + w] for dy, dx in offsets]

@@ -78,6 +78,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--episodes", type=int, default=None, help="override the number of evaluation episodes"
     )
     parser.add_argument("--no-eval", action="store_true", help="train only; skip the evaluation")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for TensorFlow ops (default: all cores); e.g. 1 to train two runs "
+        "side by side on a 2-core machine",
+    )
     return parser.parse_args(argv)
 
 
@@ -106,6 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.episodes is not None:
         evaluation = dataclasses.replace(evaluation, episodes=args.episodes)
     experiment = dataclasses.replace(experiment, runs=runs, evaluation=evaluation)
+
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"error: --threads must be >= 1. Received: {args.threads}", file=sys.stderr)
+            return 2
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
     from oneshot.training.runner import OutputExistsError, run_experiment  # heavy imports
 

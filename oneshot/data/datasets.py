@@ -108,7 +108,11 @@ def _check_image_options(image_size: Any, invert: Any) -> None:
 
 
 def load_mnist(
-    split: str = "train", data_dir: str | Path | None = None, *, source: str = "files"
+    split: str = "train",
+    data_dir: str | Path | None = None,
+    *,
+    source: str = "files",
+    image_size: int | None = None,
 ) -> LabelledImages:
     """Load MNIST digits (60,000 train or 10,000 test), uint8 (N, 28, 28), bright strokes.
 
@@ -118,12 +122,18 @@ def load_mnist(
             Keras cache (downloads when missing).
         source: ``"files"`` (checksummed ``mnist.npz``) or ``"tfds"`` (tensorflow-datasets, needs
             internet on first use). Defaults to ``"files"``.
+        image_size: resize the 28x28 digits to this side by area averaging, e.g. 35 to feed a
+            network trained on 35x35 Omniglot (Koch's MNIST transfer test). Defaults to None.
 
     Returns:
         A ``LabelledImages`` with int32 labels 0..9.
     """
     check_choice("split", split, SPLITS["mnist"])
     check_choice("source", source, SOURCES)
+    _check_image_options(image_size, True)
+    if image_size not in (None, 28):
+        digits = load_mnist(split, data_dir, source=source)
+        return LabelledImages(_resize_area(digits.images, image_size), digits.labels)
     if source == "tfds":
         data = _tfds_load("mnist", split)
         images = np.asarray(data["image"], dtype=np.uint8)

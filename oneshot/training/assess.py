@@ -15,8 +15,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from oneshot.compare import read_history
-from oneshot.data import load_lake_runs
+from oneshot.data import load_lake_runs, load_mnist
 from oneshot.data.datasets import LabelledImages
+from oneshot.evaluation.episodes import nway_accuracy
 from oneshot.evaluation.report import evaluate_scorer
 from oneshot.evaluation.verification import sample_balanced_pairs
 from oneshot.experiments import EvalConfig, RunConfig
@@ -74,17 +75,19 @@ def assess_run(
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``test`` with the experiment's protocols; write metrics and plots."""
     run_dir = Path(run_dir)
-    scorer = Scorer.from_model(model, distance=config.eval_distance)
+    scorer = Scorer.from_model(model, distance=config.eval_distance, shifts=config.test_shifts)
     embeddings = scorer.embed(test.images)
     lake = None
-    if config.dataset == "omniglot" and evaluation.lake_runs:
+    held_out = config.dataset == "omniglot" and not config.validation_alphabets
+    if held_out and evaluation.lake_runs:
         lake = load_lake_runs(image_size=config.image_size, data_dir=data_dir)
+    split = "validation alphabets" if config.validation_alphabets else TEST_SPLIT[config.dataset]
     report = evaluate_scorer(
         scorer,
         test.images,
         test.labels,
         config.dataset,
-        TEST_SPLIT[config.dataset],
+        split,
         alphabets=getattr(test, "alphabets", None),
         lake_runs=lake,
         episodes=evaluation.episodes,
@@ -96,10 +99,32 @@ def assess_run(
         embeddings=embeddings,
         include_curves=True,
     )
+    if held_out and evaluation.mnist_transfer:
+        report["mnist_transfer"] = mnist_transfer(
+            scorer, config.image_size, evaluation, data_dir, seed
+        )
+    report["test_shifts"] = config.test_shifts
     report, curves = _strip_curves(report)
     (run_dir / METRICS_FILE).write_text(json.dumps(report, indent=2))
     _draw(run_dir, config, scorer, embeddings, test, curves, seed)
     return report
+
+
+def mnist_transfer(
+    scorer: Scorer,
+    image_size: int,
+    evaluation: EvalConfig,
+    data_dir: str | Path | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """10-way 1-shot accuracy on the MNIST test digits (resized to the network's input) of a
+    network trained on Omniglot only: Koch et al.'s transfer test (their figure: 70.3%)."""
+    digits = load_mnist("test", data_dir=data_dir, image_size=image_size)
+    result = nway_accuracy(
+        scorer, scorer.embed(digits.images), digits.labels, 10, 1, evaluation.episodes,
+        split="mnist test (network trained on Omniglot)", seed=seed,
+    )  # fmt: skip
+    return result.to_dict()
 
 
 def _draw(run_dir, config, scorer, embeddings, test, curves, seed) -> None:

@@ -18,15 +18,18 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from oneshot.data.datasets import LabelledImages
 from oneshot.experiments import Experiment, RunConfig
 from oneshot.training.callbacks import (
     BACKUP_DIR,
+    EpisodeMonitor,
     StepLogger,
     StopOnNaN,
     backup_callback,
     completed_epochs,
+    monitor_subset,
 )
-from oneshot.training.setup import TEST_SPLIT, TRAIN_SPLIT, build_dataset, build_model, load_split
+from oneshot.training.setup import build_dataset, build_model, load_train_and_test
 
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
@@ -89,8 +92,13 @@ def train_run(
     overwrite: bool = False,
     strategy: str = "none",
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
+    data: tuple[LabelledImages, LabelledImages] | None = None,
 ) -> keras.Model:
-    """Train one run into ``run_dir`` (resuming if asked) and return the trained model."""
+    """Train one run into ``run_dir`` (resuming if asked) and return the trained model.
+
+    ``data`` is the run's (training, held-out) pair if already loaded
+    (:func:`oneshot.training.setup.load_train_and_test`).
+    """
     run_dir = Path(run_dir)
     _check_output(run_dir, resume, overwrite)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +109,7 @@ def train_run(
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()  # same seed, same loss curve on CPU
-    train = load_split(config, TRAIN_SPLIT[config.dataset], data_dir)
+    train, test = data or load_train_and_test(config, data_dir)
     with get_strategy(strategy).scope():
         model = build_model(config)
     start_epoch = completed_epochs(run_dir) if resume else 0
@@ -112,6 +120,7 @@ def train_run(
     callbacks = [
         backup_callback(run_dir),
         stop_on_nan,
+        *_monitor(config, test, seed),
         StepLogger(config.log_every, _elapsed_seconds(history) if start_epoch else 0.0),
         keras.callbacks.CSVLogger(str(history), append=start_epoch > 0),
         *(extra_callbacks or []),
@@ -127,6 +136,20 @@ def train_run(
     stop_on_nan.raise_if_diverged(run_dir)
     model.save(model_path)
     return model
+
+
+def _monitor(config: RunConfig, test: LabelledImages, seed: int) -> list[EpisodeMonitor]:
+    """The run's EpisodeMonitor on a few drawers of its held-out set, if it asks for one."""
+    drawers = getattr(test, "drawers", None)
+    if not config.monitor_episodes or drawers is None:
+        return []
+    keep = monitor_subset(drawers, config.monitor_drawers)
+    return [
+        EpisodeMonitor(
+            test.images[keep], test.labels[keep], test.alphabets[keep],
+            config.monitor_episodes, shifts=config.test_shifts, seed=seed,
+        )
+    ]  # fmt: skip
 
 
 def run_experiment(
@@ -146,25 +169,26 @@ def run_experiment(
     record = {
         **experiment.to_dict(),
         "command": command,
+        "commands": {r.name: command for r in experiment.runs},
         "seed": seed,
         "strategy": strategy,
         "machine": f"{platform.machine()}, {len(tf.config.list_physical_devices('CPU'))} CPU device(s)",
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
-    (out / "experiment.json").write_text(json.dumps(record, indent=2))
+    _write_merged(out / "experiment.json", record)
     summary: dict[str, Any] = {"experiment": experiment.name, "out": str(out), "runs": {}}
     for config in experiment.runs:
         run_dir = out / config.name
         started = time.perf_counter()
-        model = train_run(config, run_dir, data_dir, seed, resume, overwrite, strategy)
+        data = load_train_and_test(config, data_dir)
+        model = train_run(config, run_dir, data_dir, seed, resume, overwrite, strategy, data=data)
         train_seconds = _elapsed_seconds(run_dir / HISTORY_FILE)
         entry: dict[str, Any] = {"train_seconds": train_seconds, "steps": config.steps}
         if evaluate:
             from oneshot.training.assess import assess_run  # evaluation + plots
 
-            test = load_split(config, TEST_SPLIT[config.dataset], data_dir)
             entry["metrics"] = assess_run(
-                model, config, experiment.evaluation, test, run_dir, data_dir, seed
+                model, config, experiment.evaluation, data[1], run_dir, data_dir, seed
             )
         entry["wall_seconds"] = round(time.perf_counter() - started, 1)
         summary["runs"][config.name] = entry
@@ -172,5 +196,25 @@ def run_experiment(
         from oneshot.compare import compare_runs
 
         compare_runs([out / r.name for r in experiment.runs], out / "comparison.png")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return _write_merged(out / "summary.json", summary)
+
+
+def _write_merged(path: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Write ``record`` to ``path``, keeping the other runs a previous ``--runs`` call of the
+    same experiment wrote there (runs of one experiment may train in separate processes)."""
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("name", old.get("experiment")) == record.get("name", record.get("experiment")):
+            record = dict(record)
+            for key in ("runs", "commands"):
+                if key not in record:
+                    continue
+                if isinstance(record[key], dict):
+                    record[key] = {**old.get(key, {}), **record[key]}
+                else:  # a list of run configs
+                    mine = {r["name"] for r in record[key]}
+                    record[key] = [r for r in old.get(key, []) if r["name"] not in mine] + record[
+                        key
+                    ]
+    path.write_text(json.dumps(record, indent=2))
+    return record

@@ -11,6 +11,7 @@ import tensorflow as tf
 from oneshot.data import load_mnist, load_omniglot
 from oneshot.data.datasets import LabelledImages
 from oneshot.data.samplers import pair_dataset, pk_dataset, quadruplet_dataset, triplet_dataset
+from oneshot.data.variants import hold_out_alphabets, with_rotated_classes
 from oneshot.experiments import RunConfig
 from oneshot.losses.online import OnlineContrastiveLoss, OnlineQuadrupletLoss, OnlineTripletLoss
 from oneshot.miners import HardBatchMiner
@@ -31,6 +32,30 @@ def load_split(config: RunConfig, split: str, data_dir: str | Path | None) -> La
             )
         return load_mnist(split, data_dir=data_dir)
     return load_omniglot(split, image_size=config.image_size, data_dir=data_dir)
+
+
+def load_train_and_test(
+    config: RunConfig, data_dir: str | Path | None
+) -> tuple[LabelledImages, LabelledImages]:
+    """The run's training set and the held-out set it is evaluated (and monitored) on.
+
+    Normally the dataset's training and test splits. With ``validation_alphabets`` (tuning),
+    both come from the Omniglot background set: whole alphabets are held out for validation and
+    the evaluation alphabets are never touched. ``rotated_classes`` adds rotations to training.
+    """
+    train = load_split(config, TRAIN_SPLIT[config.dataset], data_dir)
+    if config.validation_alphabets:
+        train, test = hold_out_alphabets(train, config.validation_alphabets, seed=0)
+    else:
+        test = load_split(config, TEST_SPLIT[config.dataset], data_dir)
+    if config.rotated_classes:
+        if config.dataset != "omniglot":
+            raise ValueError(
+                "`rotated_classes` makes new Omniglot characters; it needs dataset='omniglot'. "
+                f"Received: dataset={config.dataset!r}"
+            )
+        train = with_rotated_classes(train)
+    return train, test
 
 
 def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
