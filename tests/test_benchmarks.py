@@ -1,0 +1,154 @@
+"""Smoke tests of the benchmark scripts (``benchmarks/``): ``--quick`` runs into tmp_path, and
+time_to_accuracy's threshold logic on a hand-written history.csv."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+NUMBER = r"-?\d+(?:\.\d+)?"
+
+
+def load_script(name: str):
+    """Import ``benchmarks/<name>.py`` as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------------------------- time_to_accuracy
+
+HISTORY = """epoch,learning_rate,loss,monitor_20way,monitor_seconds,seconds,step
+0,0.001,0.50,0.55,1.0,30.0,100
+1,0.001,0.40,0.72,1.0,61.5,200
+2,0.001,0.35,,1.0,75.0,250
+3,0.001,0.30,0.69,1.0,90.0,300
+4,0.001,0.20,0.81,1.0,121.0,400
+5,0.001,0.10,0.84,1.0,150.0,500
+"""
+
+
+@pytest.fixture(scope="module")
+def tta():
+    return load_script("time_to_accuracy")
+
+
+def write_run(folder: Path, text: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "history.csv").write_text(text)
+    return folder
+
+
+def test_first_reach_picks_first_logged_chunk(tta, tmp_path):
+    """0.70 is first reached at step 200 (61.5 s) although step 300 dips below it again; the
+    row with an empty accuracy (step 250) is skipped; 0.84 is reached exactly at step 500;
+    0.85 never."""
+    run = write_run(tmp_path / "exp" / "run", HISTORY)
+    curve = tta.read_curve(run / "history.csv")
+    assert curve.steps == [100, 200, 300, 400, 500]
+    assert tta.first_reach(curve, 0.70) == tta.Reached(200, 61.5)
+    assert tta.first_reach(curve, 0.80) == tta.Reached(400, 121.0)
+    assert tta.first_reach(curve, 0.84) == tta.Reached(500, 150.0)
+    assert tta.first_reach(curve, 0.50) == tta.Reached(100, 30.0)
+    assert tta.first_reach(curve, 0.85) is None
+    assert (curve.last_step, curve.last_seconds) == (500, 150.0)
+
+
+def test_table_over_a_folder_of_runs(tta, tmp_path):
+    """Runs are found recursively; a run without the monitor column is reported as such."""
+    write_run(tmp_path / "runs" / "a" / "batch-hard", HISTORY)
+    old = "epoch,loss,seconds,step\n0,0.5,30.0,100\n1,0.4,60.0,200\n"
+    write_run(tmp_path / "runs" / "b" / "old", old)
+    out, plot = tmp_path / "tta.txt", tmp_path / "tta.png"
+    text = tta.main([str(tmp_path / "runs"), "--out", str(out), "--plot", str(plot)])
+    assert out.read_text() == text + "\n"
+    assert plot.stat().st_size > 0
+    rows = {line.split()[0]: line for line in text.splitlines() if line.startswith(("a/", "b/"))}
+    assert set(rows) == {"a/batch-hard", "b/old"}
+    cells = rows["a/batch-hard"].split()
+    # >= 0.70: 61.5 s = 1.0 min @ 200; 0.80: 2.0 min @ 400; 0.85 and 0.90: never
+    assert cells[1:9] == ["1.0", "min", "@", "200", "2.0", "min", "@", "400"]
+    assert cells[9:11] == ["never", "never"]
+    assert cells[11:] == ["0.840", "0.840", "500", "2.5"]
+    assert "no monitor_20way column" in rows["b/old"]
+
+
+def test_bad_thresholds_name_the_option(tta):
+    """Percentages instead of fractions are refused with the option's name."""
+    with pytest.raises(ValueError, match="--thresholds"):
+        tta.parse_thresholds("70,80")
+
+
+# ------------------------------------------------------------------- bench_training, evaluation
+
+
+@pytest.fixture
+def started_tensorflow():
+    """Start TensorFlow first, so the scripts' ``--threads 1`` cannot change the thread counts
+    of the rest of the test session (it then only applies to their fresh processes)."""
+    import tensorflow as tf
+
+    tf.constant(0.0).numpy()
+
+
+def table_rows(text: str, first_words: set[str]) -> dict[str, list[str]]:
+    rows = {}
+    for line in text.splitlines():
+        for word in first_words:
+            if line.startswith(word + " "):
+                rows[word] = line[len(word) :].split()
+    return rows
+
+
+def test_bench_training_quick(data_dir, tmp_path, started_tensorflow):
+    """Every table-1 path, the four model kinds and one memory row, all with numbers."""
+    bench = load_script("bench_training")
+    out = tmp_path / "training.txt"
+    text = bench.main(["--quick", "--threads", "1", "--data-dir", str(data_dir), "--out", str(out)])
+    assert out.read_text() == text + "\n"
+    assert text.startswith("# python benchmarks/bench_training.py --quick")
+    assert "TensorFlow" in text and "load average" in text
+    headline = table_rows(text, set(bench.HEADLINE_PATHS))
+    assert set(headline) == set(bench.HEADLINE_PATHS)
+    for cells in headline.values():  # images/s, step ms, vs plain
+        assert len(cells) == 3 and all(re.fullmatch(NUMBER, c) and float(c) > 0 for c in cells)
+    assert headline[bench.REFERENCE][2] == "1.00"
+    grid = [line.split() for line in text.splitlines() if line.startswith("conv4w32@28 ")]
+    assert [row[2] for row in grid] == list(bench.KINDS)
+    assert [row[3] for row in grid] == ["128", "96", "128", "128"]
+    assert all(float(row[-1]) > 0 for row in grid)
+    memory = text.split("## 3.")[1].splitlines()[-1].split()
+    assert memory[:2] == ["fit", "32"] and float(memory[2]) > 100  # TensorFlow alone is more
+
+
+def test_bench_evaluation_quick(data_dir, tmp_path, started_tensorflow):
+    """One row per task, in order, with the item counts of the quick subset."""
+    bench = load_script("bench_evaluation")
+    out = tmp_path / "evaluation.txt"
+    args = ["--quick", "--threads", "1", "--data-dir", str(data_dir), "--out", str(out)]
+    text = bench.main(args)
+    assert out.read_text() == text + "\n"
+    rows = [line.split() for line in text.splitlines() if line.startswith(("conv4", "hausdorff"))]
+    tasks = [" ".join(row[2:-5]) for row in rows]
+    assert tasks == [
+        "embed",
+        "nway 5 within",
+        "nway 5 unstructured",
+        "nway 20 within",
+        "nway 20 unstructured",
+        "lake 2 runs",
+        "cmc 46-way",
+        "roc first-500",
+        "report (all)",
+        "hausdorff 2 runs",
+    ]
+    assert rows[0][-5] == "920"  # two alphabets: 46 characters x 20 drawers
+    assert rows[7][-5] == str(500 * 499 // 2)
+    assert all(float(row[-1]) > 0 for row in rows)
