@@ -359,3 +359,16 @@ def test_tfds_omniglot_is_routed_and_reordered(evaluation, background, monkeypat
     np.testing.assert_array_equal(routed.labels, data.labels[keep])
     np.testing.assert_array_equal(routed.images, datasets._resize_area(data.images[keep], 28))
     assert (routed.drawers == -1).all()
+
+
+def test_mnist_resized_for_an_omniglot_network(data_dir):
+    from oneshot.data import load_mnist
+
+    small = load_mnist("test", data_dir=data_dir)
+    large = load_mnist("test", data_dir=data_dir, image_size=35)
+    assert large.images.shape == (10000, 35, 35) and large.images.dtype == np.uint8
+    assert np.array_equal(large.labels, small.labels)
+    # area resizing keeps the ink: mean brightness within 1 grey level
+    assert abs(float(large.images.mean()) - float(small.images.mean())) < 1.0
+    with pytest.raises(ValueError, match="image_size"):
+        load_mnist("test", data_dir=data_dir, image_size=0)

@@ -250,3 +250,54 @@ def test_compare_plots_and_tabulates_runs(cli_run, tmp_path, capsys):
     assert "10-way 1-shot" in table and "AUC (balanced)" in table
     assert figure.stat().st_size > 0
     assert main([str(tmp_path)]) == 2  # not a run folder
+
+
+def test_tuning_run_uses_held_out_background_alphabets_and_logs_accuracy(tmp_path, data_dir):
+    """Validation mode never loads the evaluation alphabets; the monitor column is written and its
+    time is left out of the training seconds; two --runs calls share one experiment record."""
+    import dataclasses
+
+    from oneshot.experiments import EvalConfig
+    from oneshot.training.runner import run_experiment
+
+    run = RunConfig(
+        name="rot", dataset="omniglot", image_size=28, network="conv4", embedding_dim=8,
+        network_kwargs={"width": 8}, kind="online", loss={"miner": "batch_hard"}, sampler="pk",
+        classes_per_batch=4, samples_per_class=2, rotated_classes=True, validation_alphabets=6,
+        steps=4, log_every=2, monitor_episodes=20, monitor_drawers=2, test_shifts=1,
+    )  # fmt: skip
+    evaluation = EvalConfig(episodes=20, ways=(5,), cmc_classes=20, verification_pairs=200,
+                            lake_runs=True, first_n_images=300, mnist_transfer=True)  # fmt: skip
+    first = Experiment("tune", "t", (run,), evaluation)
+    second = dataclasses.replace(first, runs=(dataclasses.replace(run, name="plain"),))
+    run_experiment(first, tmp_path, data_dir, command="cmd rot")
+    summary = run_experiment(second, tmp_path, data_dir, command="cmd plain")
+    assert set(summary["runs"]) == {"rot", "plain"}
+    record = json.loads((tmp_path / "experiment.json").read_text())
+    assert record["commands"] == {"rot": "cmd rot", "plain": "cmd plain"}
+    assert [r["name"] for r in record["runs"]] == ["rot", "plain"]
+    rows = history_rows(tmp_path / "rot")
+    accuracies = [float(r["monitor_20way"]) for r in rows]
+    assert len(accuracies) == 2 and all(0.0 < a <= 1.0 for a in accuracies)
+    assert float(rows[-1]["monitor_seconds"]) > 0
+    metrics = json.loads((tmp_path / "rot" / "metrics.json").read_text())
+    assert metrics["nway"][0]["protocol"]["split"] == "validation alphabets"
+    assert "skipped" in metrics["lake"] and "mnist_transfer" not in metrics
+    assert metrics["test_shifts"] == 1
+    assert metrics["classes"] < 659  # 6 background alphabets, not the evaluation set
+
+
+def test_validation_alphabets_and_rotations_need_omniglot(tmp_path, data_dir):
+    from oneshot.training.setup import load_train_and_test
+
+    with pytest.raises(ValueError, match="omniglot"):
+        RunConfig(name="x", dataset="mnist", validation_alphabets=3)
+    with pytest.raises(ValueError, match="omniglot"):
+        load_train_and_test(RunConfig(name="x", dataset="mnist", rotated_classes=True), data_dir)
+
+
+def test_threads_flag_is_validated(capsys):
+    from oneshot.train import main
+
+    assert main(["--experiment", "mnist-best", "--threads", "0"]) == 2
+    assert "--threads" in capsys.readouterr().err
