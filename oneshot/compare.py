@@ -1,9 +1,10 @@
 """Command line: compare runs side by side.
 
-    python -m oneshot.compare RUN_DIR [RUN_DIR ...] [--out FILE.png]
+    python -m oneshot.compare RUN_DIR [RUN_DIR ...] [--out FILE.png] [--markdown] [--mean]
 
 Draws the loss curves of every run on one figure (``history.csv``) and prints a table of their
-headline metrics (``metrics.json``) next to each other.
+headline metrics (``metrics.json``) next to each other; ``--mean`` adds the mean and standard
+deviation over the runs (e.g. the seeds of one configuration).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,8 @@ def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
     for key in ("precision_at_1", "r_precision", "map_at_r"):
         if key in report.get("retrieval", {}):
             out[key] = report["retrieval"][key]
+    if "accuracy" in report.get("mnist_transfer", {}):
+        out["MNIST 10-way 1-shot (Omniglot-trained)"] = report["mnist_transfer"]["accuracy"]
     return out
 
 
@@ -87,14 +91,24 @@ def _run_columns(run_dirs: list[Path]) -> list[dict[str, float]]:
     return columns
 
 
-def metrics_table(run_dirs: list[Path], markdown: bool = False) -> str:
+def metrics_table(run_dirs: list[Path], markdown: bool = False, mean: bool = False) -> str:
     """Headline metrics side by side: one row per metric, one column per run.
 
     Plain text for the terminal, or a Markdown table (``markdown=True``) for results/README.md.
+    ``mean=True`` adds columns with the mean and the sample standard deviation over the runs
+    of each metric all of them report.
     """
     labels = [run_label(d) for d in run_dirs]
     columns = _run_columns(run_dirs)
     keys = list(dict.fromkeys(k for c in columns for k in c))
+    if mean and len(columns) > 1:
+        shared = [k for k in keys if all(k in c for c in columns)]
+        labels += ["mean", "std"]
+        values = {k: [c[k] for c in columns] for k in shared}
+        columns = columns + [
+            {k: statistics.fmean(v) for k, v in values.items()},
+            {k: statistics.stdev(v) for k, v in values.items()},
+        ]
 
     def fmt(column: dict[str, float], key: str) -> str:
         if key not in column:
@@ -128,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (OUT/<run>)")
     parser.add_argument("--out", type=Path, default=Path("comparison.png"), help="figure file")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument(
+        "--mean", action="store_true", help="add the mean and std over the runs (e.g. seeds)"
+    )
     args = parser.parse_args(argv)
     missing = [str(d) for d in args.runs if not (d / HISTORY_FILE).exists()]
     if missing:
@@ -138,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     compare_runs(args.runs, args.out)
-    print(metrics_table(args.runs, markdown=args.markdown))
+    print(metrics_table(args.runs, markdown=args.markdown, mean=args.mean))
     print(f"\nloss curves: {args.out}")
     return 0
 

@@ -301,3 +301,25 @@ def test_threads_flag_is_validated(capsys):
 
     assert main(["--experiment", "mnist-best", "--threads", "0"]) == 2
     assert "--threads" in capsys.readouterr().err
+
+
+def test_compare_mean_over_seeds(cli_run, tmp_path):
+    """--mean adds the mean and std of each metric over the runs (the seeds of one config)."""
+    import shutil
+
+    from oneshot.compare import metrics_table
+
+    out, _ = cli_run
+    first = out / "contrastive"
+    second = tmp_path / "seed1" / "contrastive"
+    shutil.copytree(first, second)
+    metrics = json.loads((second / "metrics.json").read_text())
+    accuracy = metrics["nway"][0]["accuracy"]
+    metrics["nway"][0]["accuracy"] = accuracy + 0.1
+    (second / "metrics.json").write_text(json.dumps(metrics))
+    table = metrics_table([first, second], mean=True)
+    header, *rows = table.splitlines()
+    assert header.split()[-2:] == ["mean", "std"]
+    row = next(r for r in rows if r.startswith("10-way 1-shot")).split()
+    assert float(row[-2]) == pytest.approx(accuracy + 0.05, abs=1e-4)
+    assert float(row[-1]) == pytest.approx(0.1 / np.sqrt(2), abs=1e-4)
