@@ -116,8 +116,11 @@ class NotebookRun:
 
     @property
     def scorer(self) -> Scorer:
-        """The model's :class:`Scorer` (learned metric or the distance it was trained with)."""
-        return Scorer.from_model(self.model, distance=self.config.eval_distance)
+        """The model's :class:`Scorer` (learned metric or the distance it was trained with, and
+        the run's test-time shift averaging)."""
+        return Scorer.from_model(
+            self.model, distance=self.config.eval_distance, shifts=self.config.test_shifts
+        )
 
     @property
     def train_seconds(self) -> float:
@@ -342,10 +345,14 @@ def nearest_neighbours(
 
 
 def committed_reports(dataset: str | None = None) -> dict[str, dict[str, Any]]:
-    """``metrics.json`` of every committed run, keyed ``experiment/run`` (optionally one dataset)."""
+    """``metrics.json`` of every committed run evaluated on its dataset's test split, keyed
+    ``experiment/run`` (optionally one dataset). Tuning runs, evaluated on validation
+    alphabets, are left out: their numbers are not comparable."""
     found = {}
     for path in sorted(results_dir().glob("*/*/metrics.json")):
         report = json.loads(path.read_text())
+        if report.get("split") != TEST_SPLIT.get(report.get("dataset")):
+            continue
         if dataset is None or report.get("dataset") == dataset:
             found[f"{path.parent.parent.name}/{path.parent.name}"] = report
     return found
