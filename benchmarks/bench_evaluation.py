@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -40,35 +39,12 @@ from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # measure.py
+from measure import median_seconds, set_threads  # noqa: E402
 
 WAYS = (5, 20)
 CMC_CLASSES = 400
 FIRST_N = 6000
-
-
-def set_threads(threads: int) -> None:
-    """TensorFlow intra/inter-op threads (before TensorFlow starts; ignored after, with a note)."""
-    import tensorflow as tf
-
-    if threads <= 0:
-        return
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError as error:  # already initialised (e.g. inside pytest)
-        print(f"  note: thread counts not changed ({error})", flush=True)
-
-
-def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    """Median wall seconds of ``fn()`` over ``repeats`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def load_evaluation(image_size: int, data_dir: str | None, quick: bool):

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -37,6 +36,8 @@ from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # measure.py
+from measure import median_seconds, peak_since_mb, reset_peak  # noqa: E402
 
 K = 4
 DIM = 64
@@ -101,34 +102,8 @@ def batch(b: int, seed: int = 0):
     return images, labels
 
 
-def _rss_kb(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status (Linux only)")
-
-
-def reset_peak() -> int:
-    """Reset the peak-RSS mark; return the current RSS in kB."""
-    with open("/proc/self/clear_refs", "w") as refs:
-        refs.write("5")
-    return _rss_kb("VmRSS")
-
-
-def peak_since_mb(base_kb: int) -> float:
-    return (_rss_kb("VmHWM") - base_kb) / 1024.0
-
-
 def median_ms(fn, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
+    return 1000.0 * median_seconds(fn, repeats, warmup)
 
 
 def time_all(sizes: list[int], warmup: int, repeats: int) -> dict:

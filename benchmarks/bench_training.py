@@ -70,6 +70,8 @@ from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # measure.py
+from measure import reset_peak, rss_kb, set_threads  # noqa: E402
 
 K = 4
 MARGIN = 0.2
@@ -172,19 +174,6 @@ def load_train(image_size: int, data_dir: str | None):
         size = None if image_size == 105 else image_size
         _DATA[image_size] = load_omniglot("background", image_size=size, data_dir=data_dir)
     return _DATA[image_size]
-
-
-def set_threads(threads: int) -> None:
-    """TensorFlow intra/inter-op threads (before TensorFlow starts; ignored after, with a note)."""
-    import tensorflow as tf
-
-    if threads <= 0:
-        return
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError as error:  # already initialised (e.g. inside pytest)
-        print(f"  note: thread counts not changed ({error})", flush=True)
 
 
 def with_threads(dataset, threads: int):
@@ -450,21 +439,6 @@ def time_grid(args, specs: list[NetworkSpec], kinds: list[str]) -> list[tuple]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _rss_kb(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status (Linux only)")
-
-
-def reset_peak() -> int:
-    """Reset the peak-RSS mark; return the current RSS in kB."""
-    with open("/proc/self/clear_refs", "w") as refs:
-        refs.write("5")
-    return _rss_kb("VmRSS")
-
-
 def memory_probe(path: str, batch: int, steps: int, threads: int, data_dir: str | None) -> dict:
     """(Fresh process.) Peak RSS while training the default network at P x K = ``batch``."""
     import keras
@@ -486,7 +460,7 @@ def memory_probe(path: str, batch: int, steps: int, threads: int, data_dir: str 
         dataset = with_threads(build_dataset(config, model, train, seed=0), threads)
         base = reset_peak()
         model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
-    peak = _rss_kb("VmHWM")
+    peak = rss_kb("VmHWM")
     return {"peak_mb": peak / 1024.0, "extra_mb": (peak - base) / 1024.0}
 
 
