@@ -87,6 +87,8 @@ def quick_config(config: RunConfig, steps: int = QUICK_STEPS) -> RunConfig:
         )
     if config.kind == "online":
         changes.update(classes_per_batch=min(config.classes_per_batch, 16))
+    if config.monitor_episodes:
+        changes.update(monitor_episodes=min(config.monitor_episodes, 50))
     return dataclasses.replace(config, **changes)
 
 
