@@ -280,6 +280,7 @@ def test_tuning_run_uses_held_out_background_alphabets_and_logs_accuracy(tmp_pat
     accuracies = [float(r["monitor_20way"]) for r in rows]
     assert len(accuracies) == 2 and all(0.0 < a <= 1.0 for a in accuracies)
     assert float(rows[-1]["monitor_seconds"]) > 0
+    assert not [k for k in rows[0] if k.startswith("val_")]  # no empty validation twins
     metrics = json.loads((tmp_path / "rot" / "metrics.json").read_text())
     assert metrics["nway"][0]["protocol"]["split"] == "validation alphabets"
     assert "skipped" in metrics["lake"] and "mnist_transfer" not in metrics

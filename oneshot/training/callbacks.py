@@ -97,6 +97,16 @@ def monitor_subset(drawers: np.ndarray, count: int) -> np.ndarray:
     return np.flatnonzero(np.isin(drawers, chosen))
 
 
+class HistoryLogger(keras.callbacks.CSVLogger):
+    """``history.csv`` with one column per logged value. (Keras's CSVLogger also adds an empty
+    ``val_`` twin of every column when there is no validation data; runs here have none.)"""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.keys is None and logs:
+            self.keys = sorted(logs.keys())
+        super().on_epoch_end(epoch, logs)
+
+
 class StopOnNaN(keras.callbacks.Callback):
     """Stops training at the first NaN/inf loss and remembers where, so the caller can raise
     :class:`TrainingDivergedError` with advice instead of writing a broken model."""

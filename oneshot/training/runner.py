@@ -23,6 +23,7 @@ from oneshot.experiments import Experiment, RunConfig
 from oneshot.training.callbacks import (
     BACKUP_DIR,
     EpisodeMonitor,
+    HistoryLogger,
     StepLogger,
     StopOnNaN,
     backup_callback,
@@ -122,7 +123,7 @@ def train_run(
         stop_on_nan,
         *_monitor(config, test, seed),
         StepLogger(config.log_every, _elapsed_seconds(history) if start_epoch else 0.0),
-        keras.callbacks.CSVLogger(str(history), append=start_epoch > 0),
+        HistoryLogger(str(history), append=start_epoch > 0),
         *(extra_callbacks or []),
     ]
     model.fit(
