@@ -60,7 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--image-size",
         type=int,
         default=None,
-        help="resize Omniglot images to S x S (must match the model input)",
+        help="resize the images to S x S (must match the model input; e.g. MNIST at 35 for a "
+        "network trained on 35x35 Omniglot)",
     )
     parser.add_argument(
         "--episodes", type=int, default=1000, help="episodes per N-way task (default 1000)"
@@ -72,6 +73,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--distance",
         default=None,
         help="distance for embedding models (default: the model's own, else euclidean)",
+    )
+    parser.add_argument(
+        "--shifts",
+        type=int,
+        default=0,
+        help="test-time averaging of each embedding over shifts of this many pixels (default 0: off)",
+    )
+    parser.add_argument(
+        "--validation-alphabets",
+        type=int,
+        default=0,
+        help="Omniglot background split only: evaluate on the N alphabets a tuning run "
+        "(validation_alphabets=N) held out, for choices made without the evaluation set",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of every sampled protocol (default 0)"
@@ -108,18 +122,12 @@ def model_image_size(scorer: Any) -> int | None:
 def check_image_size(dataset: str, image_size: int | None, expected: int | None) -> None:
     """Raise a UsageError when the images would not fit the model's input."""
     size = image_size or NATIVE_SIZE[dataset]
-    if dataset == "mnist" and image_size not in (None, 28):
-        raise UsageError(
-            f"MNIST images are 28x28; --image-size {image_size} is not supported for mnist."
-        )
+    if image_size is not None and image_size < 1:
+        raise UsageError(f"--image-size must be >= 1. Received: {image_size}.")
     if expected is not None and size != expected:
-        hint = (
-            f"pass --image-size {expected}"
-            if dataset == "omniglot"
-            else "evaluate this model on omniglot"
-        )
         raise UsageError(
-            f"The model expects {expected}x{expected} images but the {dataset} images are {size}x{size}: {hint}."
+            f"The model expects {expected}x{expected} images but the {dataset} images are "
+            f"{size}x{size}: pass --image-size {expected}."
         )
 
 
@@ -136,24 +144,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1. Received: {args.episodes}.")
+    if args.shifts < 0:
+        raise UsageError(f"--shifts must be >= 0. Received: {args.shifts}.")
+    if args.validation_alphabets and (args.dataset, split) != ("omniglot", "background"):
+        raise UsageError(
+            "--validation-alphabets holds out alphabets of the Omniglot background split: pass "
+            "--dataset omniglot --split background."
+        )
     from oneshot import data
     from oneshot.evaluation.report import evaluate_scorer
     from oneshot.inference import Scorer
 
     model = load_model(args.model)
     try:
-        scorer = Scorer.from_model(model, distance=args.distance)
+        scorer = Scorer.from_model(model, distance=args.distance, shifts=args.shifts)
     except ValueError as error:
         raise UsageError(str(error)) from None
     check_image_size(args.dataset, args.image_size, model_image_size(scorer))
     try:
         if args.dataset == "mnist":
-            loaded = data.load_mnist(split, data_dir=args.data_dir)
+            loaded = data.load_mnist(split, data_dir=args.data_dir, image_size=args.image_size)
             alphabets, runs = None, None
         else:
             loaded = data.load_omniglot(split, image_size=args.image_size, data_dir=args.data_dir)
+            if args.validation_alphabets:
+                from oneshot.data.variants import hold_out_alphabets
+
+                loaded = hold_out_alphabets(loaded, args.validation_alphabets, seed=0)[1]
+                split = f"{split} (validation alphabets)"
             alphabets = loaded.alphabets
-            want_runs = "lake" in protocols
+            want_runs = "lake" in protocols and not args.validation_alphabets
             runs = (
                 data.load_lake_runs(args.image_size, data_dir=args.data_dir) if want_runs else None
             )

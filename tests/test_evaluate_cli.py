@@ -128,3 +128,27 @@ def test_module_entry_point(model28, data_dir, tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads(out.read_text())["cmc"]["rank1"] > 0.1
+
+
+def test_validation_alphabets_shifts_and_resized_mnist(model28, data_dir, tmp_path, capsys):
+    """Tuning-time evaluation on held-out background alphabets (Lake's runs, from the
+    evaluation set, are skipped), shift averaging, and MNIST resized to a model's input."""
+    base = ["--model", str(model28), "--data-dir", str(data_dir), "--episodes", "20"]
+    args = [*base, "--dataset", "omniglot", "--split", "background", "--image-size", "28",
+            "--validation-alphabets", "6", "--shifts", "1", "--protocol", "nway", "lake"]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["split"] == "background (validation alphabets)"
+    assert report["classes"] < 964 and "skipped" in report["lake"]
+    assert main([*base, "--dataset", "mnist", "--validation-alphabets", "6"]) == 2
+    assert "--split background" in capsys.readouterr().err
+    assert main([*base, "--dataset", "omniglot", "--image-size", "28", "--shifts", "-1"]) == 2
+    assert "--shifts" in capsys.readouterr().err
+    model35 = tmp_path / "m35.keras"
+    save_tiny_model(model35, 35)
+    mnist = ["--model", str(model35), "--data-dir", str(data_dir), "--dataset", "mnist",
+             "--episodes", "20", "--protocol", "nway"]  # fmt: skip
+    assert main(mnist) == 2
+    assert "pass --image-size 35" in capsys.readouterr().err
+    assert main([*mnist, "--image-size", "35"]) == 0
+    assert json.loads(capsys.readouterr().out)["nway"][0]["protocol"]["n_way"] == 10
