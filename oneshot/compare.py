@@ -40,10 +40,21 @@ def read_history(run_dir: Path) -> dict[str, list[float]]:
     return columns
 
 
-def run_label(run_dir: Path) -> str:
-    """``experiment/run`` from the folder names, e.g. ``mnist-triplet/triplet``."""
-    run_dir = Path(run_dir).resolve()
-    return f"{run_dir.parent.name}/{run_dir.name}"
+def run_label(run_dir: Path, depth: int = 2) -> str:
+    """``experiment/run`` from the last ``depth`` folder names, e.g. ``mnist-triplet/triplet``."""
+    return "/".join(Path(run_dir).resolve().parts[-depth:])
+
+
+def run_labels(run_dirs: list[Path]) -> list[str]:
+    """:func:`run_label` of each folder, with more parent folders where two would read the same
+    (``omniglot-best/seed0/batch-hard`` vs ``omniglot-best-2cores/seed0/batch-hard``)."""
+    depth = 2
+    while True:
+        labels = [run_label(d, depth) for d in run_dirs]
+        longest = max(len(Path(d).resolve().parts) for d in run_dirs)
+        if len(set(labels)) == len(labels) or depth >= longest:
+            return labels
+        depth += 1
 
 
 def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
@@ -98,7 +109,7 @@ def metrics_table(run_dirs: list[Path], markdown: bool = False, mean: bool = Fal
     ``mean=True`` adds columns with the mean and the sample standard deviation over the runs
     of each metric all of them report.
     """
-    labels = [run_label(d) for d in run_dirs]
+    labels = run_labels(run_dirs)
     columns = _run_columns(run_dirs)
     keys = list(dict.fromkeys(k for c in columns for k in c))
     if mean and len(columns) > 1:
@@ -130,7 +141,7 @@ def compare_runs(run_dirs: list[Path], out: Path | None = None):
     """Plot the loss curves of ``run_dirs`` on one figure (saved to ``out``); return it."""
     from oneshot.plots import plot_loss_curves
 
-    histories = {run_label(d): read_history(d) for d in run_dirs}
+    histories = dict(zip(run_labels(run_dirs), (read_history(d) for d in run_dirs), strict=True))
     return plot_loss_curves(histories, path=out)
 
 

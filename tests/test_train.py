@@ -324,3 +324,12 @@ def test_compare_mean_over_seeds(cli_run, tmp_path):
     row = next(r for r in rows if r.startswith("10-way 1-shot")).split()
     assert float(row[-2]) == pytest.approx(accuracy + 0.05, abs=1e-4)
     assert float(row[-1]) == pytest.approx(0.1 / np.sqrt(2), abs=1e-4)
+
+
+def test_run_labels_grow_until_they_differ(tmp_path):
+    from oneshot.compare import run_labels
+
+    same = [tmp_path / "best" / "seed0" / "run", tmp_path / "best-2cores" / "seed0" / "run"]
+    assert run_labels(same) == ["best/seed0/run", "best-2cores/seed0/run"]
+    plain = [tmp_path / "exp" / "triplet", tmp_path / "exp" / "quadruplet"]
+    assert run_labels(plain) == ["exp/triplet", "exp/quadruplet"]
