@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -40,7 +39,7 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # measure.py
-from measure import median_seconds, set_threads  # noqa: E402
+from measure import header, median_seconds, set_threads  # noqa: E402
 
 WAYS = (5, 20)
 CMC_CLASSES = 400
@@ -190,16 +189,9 @@ def main(argv: list[str] | None = None) -> str:
         rows += time_model(name, scorer, size, args)
     rows.append(time_hausdorff(args))
 
-    import tensorflow as tf
-
     command = sys.argv[1:] if argv is None else argv
-    threads = tf.config.threading.get_intra_op_parallelism_threads()
     lines = [
-        "# " + " ".join(["python", "benchmarks/bench_evaluation.py", *command]),
-        f"# {time.strftime('%Y-%m-%d %H:%M')}  {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, intra-op threads "
-        f"{threads or 'default'}; load average at the end {os.getloadavg()[0]:.1f}; "
-        f"wall time {(time.perf_counter() - started) / 60:.1f} min",
+        *header("bench_evaluation.py", command, time.perf_counter() - started),
         f"# Omniglot evaluation split{' (quick: 2 alphabets)' if args.quick else ''}; "
         f"{args.episodes} episodes per N-way task; median of {args.repeats} calls after one "
         "warm-up call (runs = 1: a single call)",

@@ -60,7 +60,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -71,7 +70,7 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # measure.py
-from measure import reset_peak, rss_kb, set_threads  # noqa: E402
+from measure import header, reset_peak, rss_kb, set_threads  # noqa: E402
 
 K = 4
 MARGIN = 0.2
@@ -574,17 +573,10 @@ def main(argv: list[str] | None = None) -> str:
 
 def format_table(args, argv, p, headline, grid, memory, seconds: float) -> str:
     """The text table written to ``--out``."""
-    import tensorflow as tf
-
     command = sys.argv[1:] if argv is None else argv
-    threads = tf.config.threading.get_intra_op_parallelism_threads()
     b = p * K
     lines = [
-        "# " + " ".join(["python", "benchmarks/bench_training.py", *command]),
-        f"# {time.strftime('%Y-%m-%d %H:%M')}  {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, intra-op threads "
-        f"{threads or 'default'}; load average at the end {os.getloadavg()[0]:.1f}; "
-        f"wall time {seconds / 60:.1f} min",
+        *header("bench_training.py", command, seconds),
         f"# medians of {args.repeats} chunks of {args.steps} steps after one warm-up chunk; "
         "images/s = images per step / median step time",
         "",

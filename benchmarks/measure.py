@@ -5,6 +5,8 @@ Imported by the scripts of this folder (``python benchmarks/NAME.py`` puts the f
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -57,3 +59,18 @@ def reset_peak() -> int:
 def peak_since_mb(base_kb: int) -> float:
     """Peak RSS since the last :func:`reset_peak` above ``base_kb``, in MB."""
     return (rss_kb("VmHWM") - base_kb) / 1024.0
+
+
+def header(script: str, argv: list[str], wall_seconds: float) -> list[str]:
+    """The first two lines of a benchmark table: the command, then date, machine, TensorFlow,
+    threads, load average and wall time (the machine may be shared: the load says how much)."""
+    import tensorflow as tf
+
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    return [
+        "# " + " ".join(["python", f"benchmarks/{script}", *argv]),
+        f"# {time.strftime('%Y-%m-%d %H:%M')}  {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, intra-op threads "
+        f"{threads or 'default'}; load average at the end {os.getloadavg()[0]:.1f}; "
+        f"wall time {wall_seconds / 60:.1f} min",
+    ]

@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.validation_alphabets:
                 from oneshot.data.variants import hold_out_alphabets
 
-                loaded = hold_out_alphabets(loaded, args.validation_alphabets, seed=0)[1]
+                loaded = hold_out_alphabets(loaded, args.validation_alphabets)[1]
                 split = f"{split} (validation alphabets)"
             alphabets = loaded.alphabets
             want_runs = "lake" in protocols and not args.validation_alphabets

@@ -14,7 +14,11 @@ import numpy as np
 
 from oneshot.data.datasets import OmniglotSet
 
-__all__ = ["hold_out_alphabets", "with_rotated_classes", "subset_alphabets"]
+__all__ = ["VALIDATION_SEED", "hold_out_alphabets", "with_rotated_classes", "subset_alphabets"]
+
+# The draw of held-out alphabets that tuning runs train without and ``oneshot.evaluate
+# --validation-alphabets`` evaluates on: one value, so both always mean the same alphabets.
+VALIDATION_SEED = 0
 
 
 def subset_alphabets(data: OmniglotSet, keep: np.ndarray) -> OmniglotSet:
@@ -46,14 +50,14 @@ def subset_alphabets(data: OmniglotSet, keep: np.ndarray) -> OmniglotSet:
 
 
 def hold_out_alphabets(
-    data: OmniglotSet, count: int, seed: int = 0
+    data: OmniglotSet, count: int, seed: int = VALIDATION_SEED
 ) -> tuple[OmniglotSet, OmniglotSet]:
     """Split ``data`` into (training, validation) sets of whole alphabets.
 
     Args:
         data: an Omniglot split, normally the background set.
         count: number of alphabets held out for validation (at least 1, fewer than all).
-        seed: which alphabets are held out (a seeded draw). Defaults to 0.
+        seed: which alphabets are held out (a seeded draw). Defaults to ``VALIDATION_SEED``.
 
     Returns:
         ``(train, validation)``, each relabelled from 0.

@@ -45,7 +45,7 @@ def load_train_and_test(
     """
     train = load_split(config, TRAIN_SPLIT[config.dataset], data_dir)
     if config.validation_alphabets:
-        train, test = hold_out_alphabets(train, config.validation_alphabets, seed=0)
+        train, test = hold_out_alphabets(train, config.validation_alphabets)
     else:
         test = load_split(config, TEST_SPLIT[config.dataset], data_dir)
     if config.rotated_classes:
