@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from oneshot.data import load_omniglot
 from oneshot.data.augment import random_affine
 from oneshot.data.samplers import (
     ClassIndex,
@@ -126,6 +127,155 @@ def test_within_alphabet_batches_on_real_omniglot(omniglot_labels):
         assert len(np.unique(labels[idx])) == 10
         seen.add(int(alphabets[idx[0]]))
     assert len(seen) > 3  # alphabets vary between batches
+
+
+def _check_pk_layout(idx, labels, p, k):
+    """p distinct classes x k distinct images, grouped by class; returns the (p,) classes."""
+    assert idx.shape == (p * k,) and len(np.unique(idx)) == p * k
+    blocks = labels[idx].reshape(p, k)
+    assert np.all(blocks == blocks[:, :1])
+    assert len(np.unique(blocks[:, 0])) == p
+    return blocks[:, 0]
+
+
+@pytest.fixture(scope="module")
+def omniglot_background(data_dir):
+    data = load_omniglot("background", image_size=28, data_dir=data_dir)
+    return np.asarray(data.labels), np.asarray(data.alphabets)
+
+
+def test_within_alphabet_covers_every_background_alphabet(omniglot_background):
+    """At p=32, 15 of the 30 background alphabets have fewer than 32 characters; they used to
+    be never sampled. Now each one is the batch's alphabet (filled up from others) or a filler."""
+    labels, alphabets = omniglot_background
+    index = ClassIndex(labels, alphabets)
+    alpha_of = index.alphabet_of_class
+    sizes = np.bincount(alpha_of)
+    assert index.num_classes == 964 and len(sizes) == 30 and np.sum(sizes < 32) == 15
+    rng = np.random.default_rng(0)
+    seen, chosen = set(), set()
+    for _ in range(300):
+        idx = sample_pk_indices(index, 32, 4, rng, within_alphabet=True)
+        classes = _check_pk_layout(idx, labels, 32, 4)
+        batch_alpha = alphabets[idx].reshape(32, 4)[:, 0]
+        np.testing.assert_array_equal(
+            batch_alpha, alpha_of[np.searchsorted(index.classes, classes)]
+        )
+        main = batch_alpha[0]
+        own = min(sizes[main], 32)  # the main alphabet's classes first, then fillers
+        assert np.all(batch_alpha[:own] == main) and np.all(batch_alpha[own:] != main)
+        seen.update(batch_alpha.tolist())
+        chosen.add(int(main))
+    assert seen == set(range(30))
+    assert chosen == set(range(30))  # every alphabet also gets its own within-alphabet batches
+
+
+def _toy_alphabet_index():
+    """Alphabet 0: classes 0, 1; alphabet 1: classes 2, 3, 4; alphabet 2: classes 5..9, each
+    with 3 images; class 10 (alphabet 2) has a single image, so never eligible for k=2."""
+    labels = np.concatenate([np.repeat(np.arange(10), 3), [10]])
+    class_alpha = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 2])
+    return labels, class_alpha[labels]
+
+
+def test_within_alphabet_fills_small_alphabets_from_others():
+    """p=4, k=2: eligible alphabet sizes (2, 3, 5), weights max(n, 4) = (4, 4, 5) / 13.
+    Alphabet 0 gives its 2 classes + 2 of the 8 others, alphabet 1 its 3 + 1 of the 7 others,
+    alphabet 2 4 of its 5. So the per-batch chance of a class is
+    alphabet 0: 4/13 + 4/13 * 1/7 = 32/91; alphabet 1: 4/13 + 4/13 * 2/8 = 35/91;
+    alphabet 2: 5/13 * 4/5 + 4/13 * 2/8 + 4/13 * 1/7 = 39/91 (sums to 4)."""
+    labels, alphabets = _toy_alphabet_index()
+    index = ClassIndex(labels, alphabets)
+    rng = np.random.default_rng(0)
+    n = 10000
+    main_count, class_count = np.zeros(3), np.zeros(11)
+    for _ in range(n):
+        idx = sample_pk_indices(index, 4, 2, rng, within_alphabet=True)
+        classes = _check_pk_layout(idx, labels, 4, 2)
+        alpha = alphabets[idx].reshape(4, 2)[:, 0]
+        main = alpha[0]
+        main_count[main] += 1
+        class_count[classes] += 1
+        if main == 0:
+            assert set(classes[:2]) == {0, 1} and np.all(alpha[2:] != 0)
+        elif main == 1:
+            assert set(classes[:3]) == {2, 3, 4} and alpha[3] != 1
+        else:
+            assert np.all(alpha == 2)
+    assert class_count[10] == 0
+    np.testing.assert_allclose(main_count / n, [4 / 13, 4 / 13, 5 / 13], atol=0.02)
+    expected = np.array([32] * 2 + [35] * 3 + [39] * 5 + [0]) / 91
+    np.testing.assert_allclose(class_count / n, expected, atol=0.02)
+
+
+def test_within_alphabet_with_p_equal_to_all_eligible_classes():
+    labels, alphabets = _toy_alphabet_index()
+    index = ClassIndex(labels, alphabets)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        idx = sample_pk_indices(index, 10, 2, rng, within_alphabet=True)
+        assert set(_check_pk_layout(idx, labels, 10, 2)) == set(range(10))
+
+
+def test_pk_refuses_p_above_the_eligible_classes():
+    labels, alphabets = _toy_alphabet_index()
+    index = ClassIndex(labels, alphabets)
+    for within in (True, False):
+        with pytest.raises(ValueError, match=r"`p`.*at most 10 .*k=2.*11 classes.*p=11"):
+            sample_pk_indices(index, 11, 2, np.random.default_rng(0), within_alphabet=within)
+        with pytest.raises(ValueError, match=r"`p`.*at most 0 .*k=4.*p=1"):
+            sample_pk_indices(index, 1, 4, np.random.default_rng(0), within_alphabet=within)
+
+
+def _old_default_pk_indices(index, p, k, rng):
+    """Copy of ``sample_pk_indices(..., within_alphabet=False)`` and ``_distinct_positions``
+    as committed before the within-alphabet fill (training runs depend on this stream)."""
+    eligible = np.flatnonzero(index.counts >= k)
+    classes = eligible[rng.choice(len(eligible), size=p, replace=False)]
+    counts = index.counts[classes]
+    chosen = np.empty((len(counts), k), dtype=np.int64)
+    for step in range(k):
+        top = counts - k + step
+        t = (rng.random(len(counts)) * (top + 1)).astype(np.int64)
+        seen = np.any(chosen[:, :step] == t[:, None], axis=1)
+        chosen[:, step] = np.where(seen, top, t)
+    return index.order[index.starts[np.repeat(classes, k)] + chosen.reshape(-1)]
+
+
+def test_default_pk_stream_is_unchanged():
+    """Batches of the default sampler for a fixed seed, recorded from the committed code."""
+    labels = np.repeat(np.arange(12), np.arange(12) % 5 + 3)  # 57 images, 3 to 7 per class
+    alphabets = (np.arange(12) % 3)[labels]
+    for index in (ClassIndex(labels), ClassIndex(labels, alphabets)):
+        rng = np.random.default_rng(7)
+        got = [sample_pk_indices(index, 4, 3, rng) for _ in range(3)]
+        np.testing.assert_array_equal(
+            got,
+            [
+                [38, 40, 42, 29, 30, 31, 50, 51, 52, 34, 33, 36],
+                [9, 7, 11, 25, 26, 27, 50, 51, 52, 46, 45, 49],
+                [50, 51, 52, 8, 10, 11, 0, 1, 2, 15, 14, 12],
+            ],
+        )
+    # The same against a copy of the old code, over seeds and shapes (and the rng's state).
+    index = ClassIndex(labels, alphabets)
+    for seed, p, k in [(0, 12, 3), (1, 5, 4), (2, 2, 7), (3, 1, 1), (4, 8, 2)]:
+        new_rng, old_rng = np.random.default_rng(seed), np.random.default_rng(seed)
+        for _ in range(5):
+            np.testing.assert_array_equal(
+                sample_pk_indices(index, p, k, new_rng),
+                _old_default_pk_indices(index, p, k, old_rng),
+            )
+        assert new_rng.random() == old_rng.random()
+
+    images = np.arange(len(labels), dtype=np.float32)[:, None, None] * np.ones((1, 2, 2))
+    images = images.astype(np.float32)
+    expected_idx = [[3, 6, 43, 49, 51, 52], [51, 50, 29, 31, 33, 35], [23, 21, 25, 26, 54, 55]]
+    for extra in ({}, {"alphabets": alphabets, "within_alphabet": False}):
+        batches = list(pk_dataset(images, labels, p=3, k=2, seed=11, steps=3, **extra))
+        for (x, y), idx in zip(batches, expected_idx, strict=True):
+            np.testing.assert_array_equal(x.numpy()[:, 0, 0, 0], idx)
+            np.testing.assert_array_equal(y.numpy(), labels[idx])
 
 
 def test_datasets_are_deterministic_and_shaped(mnist):

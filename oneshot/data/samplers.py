@@ -205,28 +205,61 @@ def sample_pk_indices(
 ) -> np.ndarray:
     """P x K batch: ``p`` distinct classes, ``k`` distinct images each, grouped by class.
 
+    Only classes with at least ``k`` images ("eligible" classes) are drawn.
+
+    - ``within_alphabet=False`` (default): ``p`` eligible classes uniformly without replacement.
+      This random stream is fixed: the same seed gives the same batches as before.
+    - ``within_alphabet=True``: one alphabet is chosen with probability proportional to
+      ``max(n_a, p)``, ``n_a`` being its number of eligible classes. If it has at least ``p``
+      eligible classes, ``p`` of them are drawn uniformly; if it has fewer, all of them are
+      taken and the remaining ``p - n_a`` slots are filled with classes drawn uniformly without
+      replacement from the eligible classes of all the other alphabets. The chosen alphabet's
+      classes come first. Every alphabet with an eligible class is thus sampled whatever ``p``
+      (alphabets with fewer than ``p`` classes used to be dropped: 15 of the 30 Omniglot
+      background alphabets at ``p=32``).
+
+      Why ``max(n_a, p)``: each eligible class is then in its own alphabet's batches with the
+      same probability ``p / sum(max(n_a, p))``, so every class is seen about as often as with
+      the default sampler (0.0327 to 0.0333 of the batches on the background set at
+      ``p=32, k=4``, against 0.0332). Weights plain ``n_a`` would halve the exposure of the
+      14-character alphabets (0.0175 against 0.0365 for large ones), since a small alphabet
+      fills fewer than ``p`` slots when chosen; uniform weights over-weight small alphabets
+      (0.038 for a 14-character one, 0.025 for the 55-character one).
+
+    Args:
+        index: the ``ClassIndex`` (with ``alphabets`` for ``within_alphabet``).
+        p: number of distinct classes per batch.
+        k: number of distinct images per class.
+        rng: numpy Generator.
+        within_alphabet: see above. Defaults to False.
+
     Returns:
         int64 array (p * k,): images of the first class, then of the second, ...
+
+    Raises:
+        ValueError: if fewer than ``p`` classes have ``k`` images, or ``within_alphabet`` is
+            set without alphabets.
     """
     eligible = np.flatnonzero(index.counts >= k)
-    if within_alphabet:
-        if index.alphabet_of_class is None:
-            raise ValueError("within_alphabet=True needs `alphabets` (one alphabet id per image).")
-        alpha = index.alphabet_of_class[eligible]
-        names, sizes = np.unique(alpha, return_counts=True)
-        ok = names[sizes >= p]
-        if len(ok) == 0:
-            raise ValueError(
-                f"Invalid value for argument `p`. No alphabet has {p} classes with >= {k} "
-                f"images (largest has {sizes.max()}). Use a smaller `p`."
-            )
-        eligible = eligible[alpha == ok[rng.integers(0, len(ok))]]
+    if within_alphabet and index.alphabet_of_class is None:
+        raise ValueError("within_alphabet=True needs `alphabets` (one alphabet id per image).")
     if len(eligible) < p:
         raise ValueError(
             f"Invalid value for argument `p`. Expected at most {len(eligible)} (classes with "
-            f">= k={k} images). Received p={p}."
+            f">= k={k} images, out of {index.num_classes} classes). Received p={p}."
         )
-    classes = eligible[rng.choice(len(eligible), size=p, replace=False)]
+    if within_alphabet:
+        _, alpha, sizes = np.unique(
+            index.alphabet_of_class[eligible], return_inverse=True, return_counts=True
+        )
+        weights = np.maximum(sizes, p)
+        in_chosen = alpha == rng.choice(len(weights), p=weights / weights.sum())
+        own = rng.permutation(eligible[in_chosen])[:p]
+        others = eligible[~in_chosen]
+        fill = others[rng.choice(len(others), size=p - len(own), replace=False)]
+        classes = np.concatenate([own, fill])
+    else:
+        classes = eligible[rng.choice(len(eligible), size=p, replace=False)]
     positions = _distinct_positions(index.counts[classes], k, rng)
     return index.pick(np.repeat(classes, k), positions.reshape(-1))
 
@@ -387,8 +420,13 @@ def pk_dataset(
         seed: seed of the index generator (and of the augmentation).
         steps: number of batches; None = infinite.
         alphabets: alphabet id per image (Omniglot), needed for ``within_alphabet``.
-        within_alphabet: all ``p`` classes of a batch come from one alphabet (harder
-            negatives, like Lake's within-alphabet one-shot task). Defaults to False.
+        within_alphabet: the classes of a batch come from one alphabet (harder negatives,
+            like Lake's within-alphabet one-shot task): all ``p`` of them when the alphabet has
+            ``p`` classes with ``k`` images, else all of its classes plus classes of other
+            alphabets to make ``p``, so that every alphabet is trained on. The alphabet is
+            chosen with probability proportional to ``max(its classes, p)``, which sees every
+            class about equally often; see ``sample_pk_indices``. Defaults to False, whose
+            batches are unchanged for a given seed.
         augment: apply ``oneshot.data.augment.random_affine``. Defaults to False.
 
     Example:
