@@ -3,9 +3,10 @@
 Layout (data -> sampling/mining -> networks/losses -> training -> evaluation -> plots):
 
 - ``oneshot.data``        real datasets (MNIST, Omniglot, Lake's runs) and tf.data samplers
-- ``oneshot.distances``   pairwise and paired distances, numerically safe
-- ``oneshot.miners``      offline hard-batch and online (in-batch) mining
-- ``oneshot.losses``      contrastive, triplet and quadruplet losses (serializable)
+- ``oneshot.distances``   Lp distances and similarities (cosine, dot, RBF), NaN-safe, chunked
+- ``oneshot.miners``      which tuples to train on: online miners and offline hard batches
+- ``oneshot.losses``      triplet, contrastive and quadruplet losses and loss layers
+- ``oneshot.reducers``    per-tuple losses -> per-sample values (mean, non-zero mean, ...)
 - ``oneshot.networks``    embedding networks and the learned metric network
 - ``oneshot.models``      siamese / triplet / quadruplet / online model builders
 - ``oneshot.inference``   one scoring interface for every model kind (embed + distance)
@@ -19,4 +20,8 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+# Register every serializable class (distances, miners, reducers, losses, layers, networks) so
+# that ``keras.saving.load_model`` works after ``import oneshot``.
+from oneshot import distances, losses, miners, models, networks, reducers  # noqa: E402,F401

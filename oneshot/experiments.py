@@ -16,16 +16,36 @@ import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+import keras
+
+from oneshot.distances import Distance, LpDistance, get_distance
+from oneshot.losses import QuadrupletLoss, TripletMarginLoss
+from oneshot.miners import BatchAllMiner, BatchHardMiner, SemiHardMiner
+from oneshot.reducers import MeanNonZeroReducer, MeanReducer
 
 MODEL_KINDS = ("siamese", "triplet", "quadruplet", "online")
 SAMPLERS = ("random", "hard_batch", "pk")
+DATASETS = ("mnist", "omniglot")
 
 
-@dataclass(frozen=True)
+def _refuse(field_name: str, value: Any, expected: str) -> None:
+    raise ValueError(
+        f"Invalid value for `{field_name}`. Expected {expected}. Received: {field_name}={value!r}"
+    )
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
 class RunConfig:
-    """Everything needed to train and evaluate one model."""
+    """What every run has: data, network, optimisation, evaluation and monitoring.
 
+    Use one of the typed subclasses, one per model kind: :class:`SiameseRun`,
+    :class:`TripletRun`, :class:`QuadrupletRun`, :class:`OnlineRun`. Each holds only the
+    fields its kind uses, so a setting that would be ignored cannot be written.
+    """
+
+    kind: ClassVar[str] = ""
     name: str
     # data
     dataset: str = "mnist"
@@ -37,19 +57,6 @@ class RunConfig:
     network: str = "conv4"
     embedding_dim: int = 64
     network_kwargs: dict[str, Any] = field(default_factory=dict)
-    # model and loss
-    kind: str = "triplet"
-    loss: dict[str, Any] = field(default_factory=dict)
-    # sampling / mining
-    sampler: str = "random"
-    batch_size: int = 32
-    candidates: int = 200
-    hardest: int = 16
-    random_extra: int = 16
-    classes_per_batch: int = 32
-    samples_per_class: int = 4
-    within_alphabet: bool = False
-    original_quadruplet_sampling: bool = False
     # optimisation
     steps: int = 2000
     learning_rate: float = 1e-3
@@ -63,31 +70,26 @@ class RunConfig:
     monitor_drawers: int = 4  # images of this many drawers per class form the monitor set
 
     def __post_init__(self) -> None:
-        if self.kind not in MODEL_KINDS:
-            raise ValueError(
-                f"Invalid value for argument `kind`. Expected one of {MODEL_KINDS}. "
-                f"Received: kind={self.kind!r}"
+        if type(self) is RunConfig:
+            raise TypeError(
+                "RunConfig is the common base; use SiameseRun, TripletRun, QuadrupletRun or "
+                "OnlineRun (one per model kind)."
             )
-        if self.sampler not in SAMPLERS:
-            raise ValueError(
-                f"Invalid value for argument `sampler`. Expected one of {SAMPLERS}. "
-                f"Received: sampler={self.sampler!r}"
-            )
-        if self.dataset not in ("mnist", "omniglot"):
-            raise ValueError(
-                "Invalid value for argument `dataset`. Expected one of ('mnist', 'omniglot'). "
-                f"Received: dataset={self.dataset!r}"
-            )
+        if self.dataset not in DATASETS:
+            _refuse("dataset", self.dataset, f"one of {DATASETS}")
         if self.validation_alphabets and self.dataset != "omniglot":
-            raise ValueError(
-                "`validation_alphabets` holds out Omniglot alphabets; it needs dataset='omniglot'. "
-                f"Received: dataset={self.dataset!r}"
-            )
-        if self.steps < 1 or self.log_every < 1:
-            raise ValueError(
-                f"`steps` and `log_every` must be positive. Received: steps={self.steps}, "
-                f"log_every={self.log_every}"
-            )
+            _refuse("validation_alphabets", self.validation_alphabets, "0 unless dataset='omniglot'")
+        if self.rotated_classes and self.dataset != "omniglot":
+            _refuse("rotated_classes", self.rotated_classes, "False unless dataset='omniglot'")
+        for name in ("steps", "log_every", "image_size", "embedding_dim"):
+            if int(getattr(self, name)) < 1:
+                _refuse(name, getattr(self, name), "a positive integer")
+        if not self.learning_rate > 0:
+            _refuse("learning_rate", self.learning_rate, "a number > 0")
+        if self.final_learning_rate is not None and not self.final_learning_rate > 0:
+            _refuse("final_learning_rate", self.final_learning_rate, "None or a number > 0")
+        if self.test_shifts < 0 or self.monitor_episodes < 0:
+            _refuse("test_shifts/monitor_episodes", (self.test_shifts, self.monitor_episodes), "values >= 0")
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -99,15 +101,221 @@ class RunConfig:
         return -(-self.steps // self.log_every)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """JSON-ready fields, ``kind`` first; losses and distances as Keras configs."""
+        values: dict[str, Any] = {"kind": self.kind}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (keras.losses.Loss, Distance)):
+                value = keras.saving.serialize_keras_object(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, dict):
+                value = dict(value)
+            values[f.name] = value
+        return values
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunConfig) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @staticmethod
+    def from_dict(values: dict[str, Any]) -> RunConfig:
+        """The typed config of a ``config.json`` (this version's, or oneshot 0.1's with a free
+        ``loss`` dict, converted by :func:`from_legacy_dict`). Unknown fields are refused."""
+        values = {k: v for k, v in values.items() if k != "seed"}
+        if "loss" in values and isinstance(values.get("loss"), dict) and "sampler" in values:
+            return from_legacy_dict(values)
+        kind = values.pop("kind", None)
+        if kind not in CONFIG_TYPES:
+            _refuse("kind", kind, f"one of {MODEL_KINDS}")
+        cls = CONFIG_TYPES[kind]
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"Unknown RunConfig fields {unknown}. Known fields: {sorted(known)}")
+            raise ValueError(
+                f"Unknown field(s) {unknown} for a {cls.__name__} (kind={kind!r}). "
+                f"Known fields: {sorted(known)}"
+            )
+        if kind == "online":
+            values["loss"] = keras.saving.deserialize_keras_object(values["loss"])
+        for key in ("metric_hidden",):
+            if key in values:
+                values[key] = tuple(values[key])
         return cls(**values)
+
+
+_OFFLINE_SAMPLERS = ("random", "hard_batch")
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class _TupleSampling:
+    """Sampling of offline tuple models: random tuples or the original hard batches."""
+
+    sampler: str = "random"
+    batch_size: int = 32
+    candidates: int = 200
+    hardest: int = 16
+    random_extra: int = 16
+
+    def _check_sampling(self) -> None:
+        if self.sampler not in _OFFLINE_SAMPLERS:
+            _refuse(
+                "sampler", self.sampler,
+                f"one of {_OFFLINE_SAMPLERS} for a {type(self).__name__} (P x K batches are for "
+                "an OnlineRun)",
+            )  # fmt: skip
+        if self.sampler == "hard_batch":
+            if min(self.hardest, self.random_extra) < 0 or self.hardest + self.random_extra > self.candidates:
+                _refuse("hardest/random_extra", (self.hardest, self.random_extra),
+                        f"non-negative with hardest + random_extra <= candidates={self.candidates}")  # fmt: skip
+        elif self.batch_size < 1:
+            _refuse("batch_size", self.batch_size, "a positive integer")
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class SiameseRun(RunConfig):
+    """A siamese model on balanced random pairs (``oneshot.models.build_siamese``)."""
+
+    kind: ClassVar[str] = "siamese"
+    head: str = "contrastive"
+    margin: float = 1.0
+    hidden: int = 64
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from oneshot.models import SIAMESE_HEADS
+
+        if self.head not in SIAMESE_HEADS:
+            _refuse("head", self.head, f"one of {SIAMESE_HEADS}")
+
+    @property
+    def sampler(self) -> str:
+        return "random"
+
+    @property
+    def loss(self) -> dict[str, Any]:
+        return {"head": self.head, "margin": self.margin}
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class TripletRun(_TupleSampling, RunConfig):
+    """A triplet model with its loss layer (``oneshot.models.build_triplet``)."""
+
+    kind: ClassVar[str] = "triplet"
+    margin: float = 0.2
+    distance: str = "squared_euclidean"
+    soft_margin: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_sampling()
+        get_distance(self.distance)
+
+    @property
+    def loss(self) -> dict[str, Any]:
+        extra = {"soft_margin": True} if self.soft_margin else {}
+        return {"margin": self.margin, "distance": self.distance, **extra}
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class QuadrupletRun(_TupleSampling, RunConfig):
+    """A quadruplet model, learned metric or fixed distance (``oneshot.models.build_quadruplet``)."""
+
+    kind: ClassVar[str] = "quadruplet"
+    metric: str = "learned"
+    alpha1: float = 1.0
+    alpha2: float = 0.5
+    squared: bool = True
+    adaptive_margin: bool = False
+    metric_hidden: tuple[int, ...] = (10, 10, 10)
+    original_quadruplet_sampling: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_sampling()
+        if self.metric != "learned":
+            get_distance(self.metric)
+
+    @property
+    def loss(self) -> dict[str, Any]:
+        return {"metric": self.metric, "alpha1": self.alpha1, "alpha2": self.alpha2}
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class OnlineRun(RunConfig):
+    """An embedding network trained with an in-batch loss on P x K batches
+    (``oneshot.models.build_online``). ``loss`` is the loss object itself, with its distance,
+    miner and reducer (e.g. ``TripletMarginLoss(miner=BatchHardMiner())``)."""
+
+    kind: ClassVar[str] = "online"
+    loss: keras.losses.Loss
+    classes_per_batch: int = 32
+    samples_per_class: int = 4
+    within_alphabet: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from oneshot.losses import MetricLoss
+
+        if not isinstance(self.loss, MetricLoss):
+            _refuse("loss", self.loss, "an in-batch loss of oneshot.losses (e.g. TripletMarginLoss())")
+        if self.classes_per_batch < 2 or self.samples_per_class < 2:
+            _refuse("classes_per_batch/samples_per_class", (self.classes_per_batch, self.samples_per_class),
+                    "at least 2 classes of at least 2 images (positives and negatives in every batch)")  # fmt: skip
+        if self.within_alphabet and self.dataset != "omniglot":
+            _refuse("within_alphabet", True, "False unless dataset='omniglot' (alphabets)")
+
+    @property
+    def sampler(self) -> str:
+        return "pk"
+
+
+CONFIG_TYPES: dict[str, type[RunConfig]] = {
+    "siamese": SiameseRun,
+    "triplet": TripletRun,
+    "quadruplet": QuadrupletRun,
+    "online": OnlineRun,
+}
+
+
+def from_legacy_dict(values: dict[str, Any]) -> RunConfig:
+    """Convert a oneshot 0.1 ``config.json`` (one bag of fields with a free ``loss`` dict) to its
+    typed config, refusing loss keys that the run would have ignored."""
+    values = dict(values)
+    kind, loss, sampler = values.pop("kind"), dict(values.pop("loss")), values.pop("sampler")
+    offline = ("batch_size", "candidates", "hardest", "random_extra")
+    pk = ("classes_per_batch", "samples_per_class", "within_alphabet")
+    common = {k: v for k, v in values.items() if k not in (*offline, *pk, "original_quadruplet_sampling")}
+
+    def take(allowed: tuple[str, ...]) -> dict[str, Any]:
+        unknown = sorted(set(loss) - set(allowed))
+        if unknown:
+            raise ValueError(f"Loss key(s) {unknown} are not used by a {kind} run; known: {allowed}")
+        return loss
+
+    if kind == "siamese":
+        return SiameseRun(**common, **take(("head", "margin", "hidden")), batch_size=values["batch_size"])
+    sampling = {k: values[k] for k in offline}
+    if kind == "triplet":
+        return TripletRun(**common, **take(("margin", "distance", "soft_margin")), sampler=sampler, **sampling)
+    if kind == "quadruplet":
+        options = take(("metric", "alpha1", "alpha2", "squared", "adaptive_margin", "metric_hidden"))
+        if "metric_hidden" in options:
+            options["metric_hidden"] = tuple(options["metric_hidden"])
+        return QuadrupletRun(**common, **options, sampler=sampler, **sampling,
+                             original_quadruplet_sampling=values["original_quadruplet_sampling"])  # fmt: skip
+    from oneshot.losses import OnlineContrastiveLoss, OnlineQuadrupletLoss, OnlineTripletLoss
+
+    miner = loss.pop("miner", "batch_hard")
+    if miner == "quadruplet_margin":
+        built = OnlineQuadrupletLoss(**loss)
+    elif miner == "hard_pairs":
+        built = OnlineContrastiveLoss(**loss)
+    else:
+        built = OnlineTripletLoss(miner=miner, **loss)
+    return OnlineRun(**common, loss=built, **{k: values[k] for k in pk})
 
 
 @dataclass(frozen=True)
@@ -153,14 +361,14 @@ def _mnist_triplet(paper: bool) -> Experiment:
     CPU default: the compact conv4 network (width 32, embedding 10); ``paper``: Eric's
     4.69M-parameter network, Adam 6e-5, 160k iterations.
     """
-    base = RunConfig(
+    base = TripletRun(
         name="triplet",
         dataset="mnist",
         network="eric_mnist" if paper else "conv4",
         embedding_dim=10,
         network_kwargs={"padding": "valid"} if paper else {"width": 32},
-        kind="triplet",
-        loss={"margin": 0.2, "distance": "squared_euclidean"},
+        margin=0.2,
+        distance="squared_euclidean",
         sampler="hard_batch",
         candidates=200,
         hardest=16,
@@ -179,19 +387,16 @@ def _mnist_triplet(paper: bool) -> Experiment:
 
 def _triplet_and_quadruplet(
     common: dict[str, Any], paper: bool, triplet_margin: float
-) -> tuple[RunConfig, RunConfig]:
+) -> tuple[TripletRun, QuadrupletRun]:
     """The two runs of experiments B and C: same data, network, mining and budget.
 
     Original margins: alpha1 = 1 (triplet and quadruplet), alpha2 = 0.5. With the learned
     metric g in [0, 1] alpha1 = 1 can never be met; the fixed default uses 0.5 / 0.25.
     """
     margins = {"alpha1": 1.0, "alpha2": 0.5} if paper else {"alpha1": 0.5, "alpha2": 0.25}
-    triplet_loss = {"margin": triplet_margin, "distance": "squared_euclidean"}
     return (
-        RunConfig(name="triplet", kind="triplet", loss=triplet_loss, **common),
-        RunConfig(
-            name="quadruplet", kind="quadruplet", loss={"metric": "learned", **margins}, **common
-        ),
+        TripletRun(name="triplet", margin=triplet_margin, distance="squared_euclidean", **common),
+        QuadrupletRun(name="quadruplet", metric="learned", **margins, **common),
     )
 
 
@@ -243,15 +448,14 @@ def _omniglot_triplet_vs_quadruplet(paper: bool) -> Experiment:
 
 
 def _mnist_siamese_contrastive(paper: bool) -> Experiment:
-    run = RunConfig(
+    run = SiameseRun(
         name="contrastive",
         dataset="mnist",
         network="conv4",
         embedding_dim=32,
         network_kwargs={"width": 32},
-        kind="siamese",
-        loss={"head": "contrastive", "margin": 1.0},
-        sampler="random",
+        head="contrastive",
+        margin=1.0,
         batch_size=64,
         steps=20_000 if paper else 1000,
         learning_rate=1e-3,
@@ -265,18 +469,35 @@ def _mnist_siamese_contrastive(paper: bool) -> Experiment:
     )
 
 
+def batch_hard_loss(margin: float = 0.2) -> TripletMarginLoss:
+    """Batch-hard triplets (Hermans 2017): hardest positive and negative per anchor, mean over
+    anchors, Euclidean distance."""
+    return TripletMarginLoss(margin, distance=LpDistance(), miner=BatchHardMiner(), reducer=MeanReducer())
+
+
+ONLINE_LOSSES: dict[str, Callable[[], keras.losses.Loss]] = {
+    "batch_hard": batch_hard_loss,
+    # every triplet still violating the margin, mean over those (Hermans 2017)
+    "batch_all": lambda: TripletMarginLoss(
+        0.2, distance=LpDistance(), miner=BatchAllMiner(0.2), reducer=MeanNonZeroReducer()
+    ),
+    # FaceNet semi-hard with the TensorFlow Addons rule, mean over positive pairs
+    "semi_hard": lambda: TripletMarginLoss(
+        0.2, distance=LpDistance(), miner=SemiHardMiner(0.2), reducer=MeanReducer()
+    ),
+}
+
+
 def _omniglot_online(miner: str, summary: str) -> Callable[[bool], Experiment]:
     def build(paper: bool) -> Experiment:
-        run = RunConfig(
+        run = OnlineRun(
             name=miner.replace("_", "-"),
             dataset="omniglot",
             image_size=105 if paper else 28,
             network="conv4",
             embedding_dim=64,
             network_kwargs={"width": 32},
-            kind="online",
-            loss={"miner": miner, "margin": 0.2, "distance": "euclidean"},
-            sampler="pk",
+            loss=ONLINE_LOSSES[miner](),
             classes_per_batch=32,
             samples_per_class=4,
             augment=True,
@@ -303,7 +524,7 @@ def _omniglot_online(miner: str, summary: str) -> Callable[[bool], Experiment]:
 BEST_STEPS = 6000  # ~30 min on one core of the 2-core reference machine at 35x35 (25 s / 100 steps)
 
 
-def _best_omniglot_run(name: str, loss: dict[str, Any], **overrides: Any) -> RunConfig:
+def _best_omniglot_run(name: str, loss: keras.losses.Loss, **overrides: Any) -> OnlineRun:
     """The best recipe: conv4 (width 64, BN before the L2 norm), 35x35 input, P x K = 32 x 4,
     Koch's affine augmentation, the 90/180/270-degree rotations as new classes, Adam 1e-3 with
     a cosine decay to 1e-5, and test-time averaging over one-pixel shifts."""
@@ -314,9 +535,7 @@ def _best_omniglot_run(name: str, loss: dict[str, Any], **overrides: Any) -> Run
         network="conv4",
         embedding_dim=64,
         network_kwargs={"width": 64},
-        kind="online",
         loss=loss,
-        sampler="pk",
         classes_per_batch=32,
         samples_per_class=4,
         augment=True,
@@ -329,10 +548,8 @@ def _best_omniglot_run(name: str, loss: dict[str, Any], **overrides: Any) -> Run
         monitor_episodes=500,
     )
     values.update(overrides)
-    return RunConfig(**values)
+    return OnlineRun(**values)
 
-
-BATCH_HARD = {"miner": "batch_hard", "margin": 0.2, "distance": "euclidean"}
 BEST_EVAL = EvalConfig(
     ways=(5, 20), cmc_classes=400, lake_runs=True, first_n_images=6000, mnist_transfer=True
 )
@@ -345,8 +562,8 @@ def _omniglot_tuning(paper: bool) -> Experiment:
         "omniglot-tuning",
         "Tuning on 6 held-out background alphabets: the best recipe with and without rotated classes.",
         (
-            _best_omniglot_run("rotated", BATCH_HARD, **common),
-            _best_omniglot_run("plain", BATCH_HARD, rotated_classes=False, **common),
+            _best_omniglot_run("rotated", batch_hard_loss(), **common),
+            _best_omniglot_run("plain", batch_hard_loss(), rotated_classes=False, **common),
         ),
         dataclasses.replace(BEST_EVAL, lake_runs=False, mnist_transfer=False),
     )
@@ -357,20 +574,14 @@ def _omniglot_best(paper: bool) -> Experiment:
     return Experiment(
         "omniglot-best",
         "Best Omniglot model: batch-hard triplets, 35x35, rotated classes, shift averaging (~30 min).",
-        (_best_omniglot_run("batch-hard", BATCH_HARD),),
+        (_best_omniglot_run("batch-hard", batch_hard_loss()),),
         BEST_EVAL,
     )
 
 
 def _omniglot_best_quadruplet(paper: bool) -> Experiment:
     """Quadruplet loss (L2, margin-mined, fixed margins 0.2 / 0.1) on the best recipe's budget."""
-    loss = {
-        "miner": "quadruplet_margin",
-        "margin1": 0.2,
-        "margin2": 0.1,
-        "adaptive": False,
-        "distance": "euclidean",
-    }
+    loss = QuadrupletLoss(alpha1=0.2, alpha2=0.1, adaptive_margin=False, distance=LpDistance())
     return Experiment(
         "omniglot-best-quadruplet",
         "Quadruplet loss (L2, margin mining) on the best recipe and budget, vs omniglot-best.",
@@ -381,15 +592,13 @@ def _omniglot_best_quadruplet(paper: bool) -> Experiment:
 
 def _mnist_best(paper: bool) -> Experiment:
     """MNIST in under 5 minutes: online batch-hard on P x K = 10 x 16 batches, conv4 width 64."""
-    run = RunConfig(
+    run = OnlineRun(
         name="batch-hard",
         dataset="mnist",
         network="conv4",
         embedding_dim=64,
         network_kwargs={"width": 64},
-        kind="online",
-        loss=BATCH_HARD,
-        sampler="pk",
+        loss=batch_hard_loss(),
         classes_per_batch=10,
         samples_per_class=16,
         steps=1500,

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from oneshot.data.preprocess import to_model_input
-from oneshot.distances import DISTANCES, check_distance, paired_distances, pairwise_distances
+from oneshot.distances import Distance, get_distance
 
 EMBEDDING_LAYER = "embedding"
 METRIC_LAYER = "metric"
@@ -24,8 +24,9 @@ class Scorer:
 
     Args:
         embedding_model: a Keras model mapping images (N, H, W, 1) to embeddings (N, D).
-        distance: name of a fixed distance (see ``oneshot.distances``), used when
-            ``metric_model`` is None. Defaults to "euclidean".
+        distance: a ``oneshot.distances.Distance`` (or legacy name), used when
+            ``metric_model`` is None; scores are its dissimilarity (``1 - cos`` for cosine).
+            Defaults to Euclidean.
         metric_model: optional learned metric: maps concatenated embeddings (N, 2D) to
             (N, 2) softmax outputs; column 0 is the distance g in [0, 1].
         batch_size: batch size for embedding and metric evaluation. Defaults to 512.
@@ -41,7 +42,7 @@ class Scorer:
     def __init__(
         self,
         embedding_model: keras.Model,
-        distance: str = "euclidean",
+        distance: Distance | str = "euclidean",
         metric_model: keras.Model | None = None,
         batch_size: int = 512,
         similarity_model: keras.Model | None = None,
@@ -56,7 +57,7 @@ class Scorer:
                 "Pass at most one of `metric_model` and `similarity_model`. Received both."
             )
         self.embedding_model = embedding_model
-        self.distance = check_distance(distance)
+        self.distance = get_distance(distance)
         self.metric_model = metric_model
         self.similarity_model = similarity_model
         self.batch_size = batch_size
@@ -106,7 +107,8 @@ class Scorer:
     def paired(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Distances (N,) between matching rows of two embedding arrays."""
         if not self.uses_learned_metric:
-            return np.asarray(paired_distances(a, b, self.distance))
+            d = self.distance
+            return np.asarray(d.dissimilarity(d.paired(a, b)), np.float32)
         a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
         head = self._compiled("_head")
         parts = [
@@ -119,7 +121,8 @@ class Scorer:
         """Distance matrix (Na, Nb) between all rows of ``a`` and all rows of ``b`` (default ``a``)."""
         b = a if b is None else b
         if not self.uses_learned_metric:
-            return np.asarray(pairwise_distances(a, b, self.distance))
+            values = self.distance.pairwise_numpy(a, b)
+            return np.asarray(self.distance.dissimilarity(values), np.float32)
         a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
         out = np.empty((len(a), len(b)), dtype=np.float32)
         rows_per_chunk = max(1, self._CHUNK // max(len(b), 1))
@@ -133,7 +136,7 @@ class Scorer:
     def from_model(
         cls,
         model: keras.Model,
-        distance: str | None = None,
+        distance: Distance | str | None = None,
         batch_size: int = 512,
         shifts: int = 0,
     ) -> Scorer:
@@ -142,25 +145,50 @@ class Scorer:
         oneshot models name their shared embedding network ``"embedding"``, their learned
         metric network (if any) ``"metric"`` and a siamese similarity head (if any)
         ``"pair_similarity"``; a model with none of them is used as the embedding. Pairs are
-        scored by the model's own metric or head when it has one, else by ``distance``, which
-        defaults to the distance the model was built with (its layers' ``distance``) or
-        "euclidean".
+        scored by the model's own metric or head when it has one, else by the distance the model
+        was trained with (:func:`trained_distance`). ``distance`` overrides it on purpose; a
+        bare embedding network that records no distance needs it.
         """
         names = {layer.name for layer in model.layers}
         embedding = model.get_layer(EMBEDDING_LAYER) if EMBEDDING_LAYER in names else model
         metric = model.get_layer(METRIC_LAYER) if METRIC_LAYER in names else None
         similarity = model.get_layer(SIMILARITY_LAYER) if SIMILARITY_LAYER in names else None
         if distance is None:
-            own = [getattr(layer, "distance", None) for layer in model.layers]
-            distance = next((d for d in own if isinstance(d, str) and d in DISTANCES), "euclidean")
+            distance = trained_distance(model)
+            if distance is None and metric is None and similarity is None:
+                raise ValueError(
+                    f"Model {model.name!r} records no distance (it is not a oneshot training "
+                    "model). Pass `distance=`, e.g. Scorer.from_model(model, distance='euclidean')."
+                )
         return cls(
             embedding,
-            distance=distance,
+            distance=distance or "euclidean",
             metric_model=metric,
             batch_size=batch_size,
             similarity_model=similarity,
             shifts=shifts,
         )
+
+
+def trained_distance(model: keras.Model) -> Distance | None:
+    """The distance ``model`` was built and trained with, or None if it records none.
+
+    Read from its layers (the online model's ``EmbeddingDistance``, a triplet model's loss
+    layer, a siamese or fixed-distance quadruplet model's ``PairDistance``), else from its
+    compiled loss (online models saved before they carried the layer). Conflicting records
+    are an error.
+    """
+    found = {get_distance(layer.distance) for layer in model.layers if hasattr(layer, "distance")}
+    if not found:
+        loss = getattr(model, "loss", None)
+        if hasattr(loss, "distance"):
+            found = {get_distance(loss.distance)}
+    if len(found) > 1:
+        raise ValueError(
+            f"Model {model.name!r} records several distances {sorted(map(repr, found))}; "
+            "pass `distance=` to choose one."
+        )
+    return next(iter(found), None)
 
 
 def shifted_views(images: np.ndarray, pixels: int) -> list[np.ndarray]:

@@ -24,33 +24,57 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from oneshot.distances import DISTANCES, check_distance, paired_distances
-from oneshot.losses import ContrastiveLoss, QuadrupletLossLayer, TripletLossLayer
+from oneshot.distances import DISTANCES, Distance, distance_name, get_distance
+from oneshot.losses import PairContrastiveLoss, QuadrupletLossLayer, TripletLossLayer
 from oneshot.networks import metric_network
 from oneshot.validation import check_choice
 
 SIAMESE_HEADS = ("contrastive", "l1_sigmoid", "cosine", "concat")
 QUADRUPLET_METRICS = ("learned", *DISTANCES)
 SIMILARITY_NAME = "pair_similarity"
+DISTANCE_TAG = "embedding_distance"
 TUPLE_INPUTS = ("anchor", "positive", "negative", "negative2")
 
 
 @keras.saving.register_keras_serializable(package="oneshot")
 class PairDistance(keras.layers.Layer):
-    """Distance (B, 1) between matching rows of two embedding batches ``[e1, e2]``."""
+    """Dissimilarity (B, 1) between matching rows of two embedding batches ``[e1, e2]``."""
 
-    def __init__(self, distance: str = "euclidean", **kwargs) -> None:
+    def __init__(self, distance: Distance | str | dict = "euclidean", **kwargs) -> None:
         super().__init__(**kwargs)
-        self.distance = check_distance(distance)
+        self.distance = get_distance(distance)
 
     def call(self, inputs):
-        return paired_distances(inputs[0], inputs[1], self.distance)[:, None]
+        d = self.distance
+        return d.dissimilarity(d.paired(inputs[0], inputs[1]))[:, None]
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0][0], 1)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "distance": self.distance}
+        return {**super().get_config(), "distance": keras.saving.serialize_keras_object(self.distance)}
+
+
+@keras.saving.register_keras_serializable(package="oneshot")
+class EmbeddingDistance(keras.layers.Layer):
+    """Identity on the embeddings that records the distance they are compared with.
+
+    The online model ends with it, so the saved model carries the distance it was trained with
+    and ``oneshot.inference.Scorer.from_model`` evaluates with that one (nothing guesses).
+    """
+
+    def __init__(self, distance: Distance | str | dict | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.distance = get_distance(distance)
+
+    def call(self, inputs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "distance": keras.saving.serialize_keras_object(self.distance)}
 
 
 @keras.saving.register_keras_serializable(package="oneshot")
@@ -104,7 +128,7 @@ def siamese_loss(head: str, margin: float = 1.0) -> keras.losses.Loss:
     """The loss a siamese ``head`` is trained with (labels: 1 = same class)."""
     check_choice("head", head, SIAMESE_HEADS)
     if head == "contrastive":
-        return ContrastiveLoss(margin=margin)
+        return PairContrastiveLoss(margin=margin)
     if head == "cosine":
         return keras.losses.MeanSquaredError()  # cosine similarity regressed to y in {0, 1}
     return keras.losses.BinaryCrossentropy()
@@ -136,7 +160,7 @@ def build_siamese(
     """Siamese model: two images -> one score per pair, trained on labelled pairs.
 
     Heads:
-        - "contrastive": output the L2 distance (B, 1); :class:`ContrastiveLoss` with ``margin``.
+        - "contrastive": output the L2 distance (B, 1); :class:`PairContrastiveLoss`.
         - "l1_sigmoid" (Koch 2015): ``|e1 - e2| -> Dense(1, sigmoid)`` = P(same); binary CE.
         - "cosine": cosine similarity (B, 1) regressed to y with mean squared error.
         - "concat": ``[e1, e2] -> Dense(hidden, relu) -> Dense(1, sigmoid)`` = P(same); binary
@@ -174,7 +198,7 @@ def build_siamese(
 def build_triplet(
     embedding: keras.Model,
     margin: float = 0.2,
-    distance: str = "squared_euclidean",
+    distance: Distance | str = "squared_euclidean",
     soft_margin: bool = False,
     optimizer: str | keras.optimizers.Optimizer | None = "adam",
 ) -> keras.Model:
@@ -202,7 +226,7 @@ def build_triplet(
 
 def build_quadruplet(
     embedding: keras.Model,
-    metric: str = "learned",
+    metric: str | Distance = "learned",
     alpha1: float = 1.0,
     alpha2: float = 0.5,
     squared: bool = True,
@@ -228,7 +252,8 @@ def build_quadruplet(
         A ``keras.Model`` named "quadruplet".
     """
     _check_embedding(embedding)
-    check_choice("metric", metric, QUADRUPLET_METRICS)
+    if not isinstance(metric, Distance):
+        check_choice("metric", metric, QUADRUPLET_METRICS)
     inputs = _inputs(embedding, TUPLE_INPUTS)
     ea, ep, en, en2 = (embedding(x) for x in inputs)
     pairs = {"ap": (ea, ep), "an": (ea, en), "nn": (en, en2)}
@@ -243,7 +268,7 @@ def build_quadruplet(
         values = [PairDistance(metric, name=f"d_{k}")([u, v]) for k, (u, v) in pairs.items()]
         # Upper bounds used to warn about unreachable margins (L2 ones need unit-norm embeddings).
         bounds = {"euclidean": 2.0, "squared_euclidean": 4.0} if _is_unit_norm(embedding) else {}
-        max_distance = {**bounds, "cosine": 2.0}.get(metric)
+        max_distance = {**bounds, "cosine": 2.0}.get(distance_name(metric))
     loss = QuadrupletLossLayer(
         alpha1, alpha2, squared, adaptive_margin, max_distance, name="quadruplet_loss"
     )
@@ -257,27 +282,41 @@ def build_online(
     embedding: keras.Model,
     loss: keras.losses.Loss | None = None,
     optimizer: str | keras.optimizers.Optimizer | None = "adam",
+    distance: Distance | str | None = None,
 ) -> keras.Model:
     """Model for in-batch (online) losses: images (B, H, W, 1) -> embeddings (B, D).
 
     Compile it with a loss taking ``y_true`` = integer class labels (B,) and ``y_pred`` = the
-    embeddings (B, D), e.g. the losses of ``oneshot.losses.online`` (batch-hard, batch-all,
-    semi-hard triplets, ...), and train on P x K batches ``(images, labels)``::
+    embeddings (B, D), e.g. ``TripletMarginLoss(miner=BatchHardMiner())``, and train on P x K
+    batches ``(images, labels)``::
 
-        model = build_online(conv4(), loss=OnlineTripletLoss("batch_hard", margin=0.2))
+        loss = TripletMarginLoss(margin=0.2, miner=BatchHardMiner(), reducer=MeanReducer())
+        model = build_online(conv4(), loss=loss)
         model.fit(pk_dataset(images, labels, p=8, k=4, seed=0), steps_per_epoch=100)
+
+    The model ends with an :class:`EmbeddingDistance` layer that records the loss's distance,
+    so the saved model is evaluated with the distance it was trained with.
 
     Args:
         embedding: the embedding network (named "embedding"), nested in the model.
         loss: compile with this loss and ``optimizer`` when both are given. Defaults to None.
         optimizer: Defaults to "adam".
+        distance: the distance to record; defaults to the loss's (``loss.distance``), else
+            Euclidean. Giving one that differs from the loss's is an error.
 
     Returns:
         A ``keras.Model`` named "online".
     """
     _check_embedding(embedding)
+    own = getattr(loss, "distance", None)
+    if distance is not None and own is not None and get_distance(distance) != get_distance(own):
+        raise ValueError(
+            f"Invalid value for argument `distance`: {distance!r} differs from the loss's "
+            f"distance {own!r}. Leave `distance` out to record the loss's."
+        )
+    tag = EmbeddingDistance(distance if distance is not None else own, name=DISTANCE_TAG)
     (images,) = _inputs(embedding, ("image",))
-    model = keras.Model(images, embedding(images), name="online")
+    model = keras.Model(images, tag(embedding(images)), name="online")
     if loss is not None and optimizer is not None:
         model.compile(optimizer=optimizer, loss=loss)
     return model

@@ -1,32 +1,47 @@
-"""Losses: contrastive (pairs), triplet and quadruplet (offline tuples), online (in-batch).
+"""Losses: each a pure function on whole batches plus a serializable Keras class.
 
-Each loss is a pure function on whole batches plus a serializable Keras class. Label
-convention everywhere: ``y = 1`` means the SAME class.
+In-batch (online) losses take integer labels as ``y_true`` and embeddings as ``y_pred``, with a
+distance, a miner and a reducer as arguments (``oneshot.losses.base``): :class:`TripletMarginLoss`,
+:class:`ContrastiveLoss`, :class:`QuadrupletLoss`. Offline models use the loss layers
+(:class:`TripletLossLayer`, :class:`QuadrupletLossLayer`) and the siamese pair loss
+(:class:`PairContrastiveLoss`), built on the same pure functions. Label convention for pairs
+everywhere: ``y = 1`` means the SAME class.
 """
 
-from oneshot.losses.contrastive import ContrastiveLoss, contrastive_loss
-from oneshot.losses.online import OnlineContrastiveLoss, OnlineQuadrupletLoss, OnlineTripletLoss
+from oneshot.losses.base import MetricLoss
+from oneshot.losses.contrastive import ContrastiveLoss, PairContrastiveLoss, contrastive_loss
+from oneshot.losses.legacy import OnlineContrastiveLoss, OnlineQuadrupletLoss, OnlineTripletLoss
 from oneshot.losses.quadruplet import (
+    QuadrupletLoss,
     QuadrupletLossLayer,
-    adaptive_margins,
     check_quadruplet_margins,
-    quadruplet_hardness,
     quadruplet_loss,
+    tuple_adaptive_margins,
 )
-from oneshot.losses.triplet import TripletLossLayer, triplet_loss, triplet_loss_from_distances
+from oneshot.losses.triplet import (
+    TripletLossLayer,
+    TripletMarginLoss,
+    active_triplet_fraction,
+    triplet_loss,
+    triplet_loss_from_distances,
+)
 
 __all__ = [
     "ContrastiveLoss",
+    "MetricLoss",
     "OnlineContrastiveLoss",
     "OnlineQuadrupletLoss",
     "OnlineTripletLoss",
+    "PairContrastiveLoss",
+    "QuadrupletLoss",
     "QuadrupletLossLayer",
     "TripletLossLayer",
-    "adaptive_margins",
+    "TripletMarginLoss",
+    "active_triplet_fraction",
     "check_quadruplet_margins",
     "contrastive_loss",
-    "quadruplet_hardness",
     "quadruplet_loss",
     "triplet_loss",
     "triplet_loss_from_distances",
+    "tuple_adaptive_margins",
 ]

@@ -1,33 +1,36 @@
 """Contrastive (pair) loss: pull same-class pairs together, push others beyond a margin.
 
-    L(y, d) = y * d^2 + (1 - y) * max(margin - d, 0)^2
+    L(y, d) = y * max(d - pos_margin, 0)^2 + (1 - y) * max(neg_margin - d, 0)^2
 
 with ``y = 1`` for a pair of the SAME class (the convention everywhere in oneshot) and ``d`` the
-Euclidean distance between the two embeddings (Hadsell, Chopra and LeCun 2006,
-http://yann.lecun.com/exdb/publis/pdf/hadsell-chopra-lecun-06.pdf).
+pair's dissimilarity; ``pos_margin = 0`` gives Hadsell, Chopra and LeCun's loss (CVPR 2006,
+http://yann.lecun.com/exdb/publis/pdf/hadsell-chopra-lecun-06.pdf). One pure function,
+:func:`contrastive_loss`, serves the siamese model's :class:`PairContrastiveLoss` (labelled
+pairs in, the model's pair distance out) and the in-batch :class:`ContrastiveLoss`.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import tensorflow as tf
 
-
-def _check_margin(margin: float, name: str = "margin") -> float:
-    if not margin >= 0:  # also rejects NaN
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected a number >= 0. Received: {name}={margin!r}"
-        )
-    return float(margin)
+from oneshot.distances import Distance
+from oneshot.losses.base import MetricLoss, check_margin, pair_values
+from oneshot.miners import HardPairMiner
 
 
-def contrastive_loss(y_true: tf.Tensor, distances: tf.Tensor, margin: float = 1.0) -> tf.Tensor:
+def contrastive_loss(
+    y_true: tf.Tensor, distances: tf.Tensor, margin: float = 1.0, pos_margin: float = 0.0
+) -> tf.Tensor:
     """Per-pair contrastive loss.
 
     Args:
         y_true: (B,) or (B, 1) labels, 1 for a same-class pair, 0 otherwise.
-        distances: (B,) or (B, 1) Euclidean distances between the two embeddings of each pair.
+        distances: (B,) or (B, 1) dissimilarities of the pairs.
         margin: distance beyond which a different-class pair costs nothing. Defaults to 1.0.
+        pos_margin: distance below which a same-class pair costs nothing. Defaults to 0.0.
 
     Returns:
         A float tensor of shape (B,).
@@ -38,12 +41,13 @@ def contrastive_loss(y_true: tf.Tensor, distances: tf.Tensor, margin: float = 1.
     """
     distances = tf.reshape(tf.convert_to_tensor(distances), [-1])
     y = tf.reshape(tf.cast(y_true, distances.dtype), [-1])
-    hinge = tf.maximum(margin - distances, 0.0)
-    return y * tf.square(distances) + (1.0 - y) * tf.square(hinge)
+    pull = distances if pos_margin == 0 else tf.nn.relu(distances - pos_margin)
+    push = tf.maximum(margin - distances, 0.0)
+    return y * tf.square(pull) + (1.0 - y) * tf.square(push)
 
 
 @keras.saving.register_keras_serializable(package="oneshot")
-class ContrastiveLoss(keras.losses.Loss):
+class PairContrastiveLoss(keras.losses.Loss):
     """Keras loss for a siamese model whose output is the pair distance (``y_true``: 1 = same).
 
     Args:
@@ -60,10 +64,58 @@ class ContrastiveLoss(keras.losses.Loss):
         **kwargs,
     ) -> None:
         super().__init__(reduction=reduction, name=name, **kwargs)
-        self.margin = _check_margin(margin)
+        self.margin = check_margin(margin)
 
     def call(self, y_true, y_pred):
         return contrastive_loss(y_true, y_pred, self.margin)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "margin": self.margin}
+
+
+@keras.saving.register_keras_serializable(package="oneshot")
+class ContrastiveLoss(MetricLoss):
+    """Contrastive loss over the pairs of a batch (in-batch / online).
+
+    ``y_true``: integer class labels (B,); ``y_pred``: embeddings (B, D). Positive pairs cost
+    ``max(d - pos_margin, 0)^2``, negative pairs ``max(neg_margin - d, 0)^2``; each pair is
+    anchored at its first element for the reducer.
+
+    Args:
+        pos_margin: Defaults to 0.0. neg_margin: Defaults to 1.0.
+        distance: Defaults to ``LpDistance()`` (Euclidean).
+        miner: a pair miner (``HardPairMiner()``, ``MultiSimilarityMiner()``); None uses every
+            pair of the batch. Defaults to None.
+        reducer: Defaults to ``MeanReducer()`` (mean over the pairs).
+
+    Reference: Hadsell, Chopra, LeCun, "Dimensionality Reduction by Learning an Invariant
+    Mapping", CVPR 2006.
+    """
+
+    def __init__(
+        self,
+        pos_margin: float = 0.0,
+        neg_margin: float = 1.0,
+        distance: Distance | str | dict | None = None,
+        miner: Any = None,
+        reducer: Any = None,
+        name: str = "contrastive_loss",
+        reduction: str = "sum_over_batch_size",
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__(distance, miner, reducer, name, reduction, dtype)
+        self.pos_margin = check_margin(pos_margin, "pos_margin")
+        self.neg_margin = check_margin(neg_margin, "neg_margin")
+
+    def default_tuples(self, dist, labels):
+        return HardPairMiner(pos_margin=None, neg_margin=None)(dist, labels)
+
+    def per_sample(self, dist, labels, indices, batch_size):
+        a1, p, a2, n = indices
+        values = tf.concat([pair_values(dist, a1, p), pair_values(dist, a2, n)], 0)
+        same = tf.concat([tf.ones_like(a1, values.dtype), tf.zeros_like(a2, values.dtype)], 0)
+        losses = contrastive_loss(same, values, self.neg_margin, self.pos_margin)
+        return self.reducer(losses, tf.concat([a1, a2], 0), batch_size)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "pos_margin": self.pos_margin, "neg_margin": self.neg_margin}

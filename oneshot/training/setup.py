@@ -12,8 +12,7 @@ from oneshot.data import load_mnist, load_omniglot
 from oneshot.data.datasets import LabelledImages
 from oneshot.data.samplers import pair_dataset, pk_dataset, quadruplet_dataset, triplet_dataset
 from oneshot.data.variants import hold_out_alphabets, with_rotated_classes
-from oneshot.experiments import RunConfig
-from oneshot.losses.online import OnlineContrastiveLoss, OnlineQuadrupletLoss, OnlineTripletLoss
+from oneshot.experiments import OnlineRun, QuadrupletRun, RunConfig, SiameseRun, TripletRun
 from oneshot.miners import HardBatchMiner
 from oneshot.models import build_online, build_quadruplet, build_siamese, build_triplet
 from oneshot.networks import build_network
@@ -48,12 +47,7 @@ def load_train_and_test(
         train, test = hold_out_alphabets(train, config.validation_alphabets)
     else:
         test = load_split(config, TEST_SPLIT[config.dataset], data_dir)
-    if config.rotated_classes:
-        if config.dataset != "omniglot":
-            raise ValueError(
-                "`rotated_classes` makes new Omniglot characters; it needs dataset='omniglot'. "
-                f"Received: dataset={config.dataset!r}"
-            )
+    if config.rotated_classes:  # Omniglot only (checked by the config)
         train = with_rotated_classes(train)
     return train, test
 
@@ -71,38 +65,40 @@ def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
 
 
 def build_model(config: RunConfig) -> keras.Model:
-    """The compiled training model of ``config.kind`` around a fresh embedding network."""
+    """The compiled training model of the config's kind around a fresh embedding network."""
     embedding = build_network(
         config.network, config.input_shape, config.embedding_dim, **config.network_kwargs
     )
     optimizer = make_optimizer(config)
-    loss = dict(config.loss)
-    if config.kind == "siamese":
-        return build_siamese(embedding, optimizer=optimizer, **loss)
-    if config.kind == "triplet":
-        return build_triplet(embedding, optimizer=optimizer, **loss)
-    if config.kind == "quadruplet":
-        return build_quadruplet(embedding, optimizer=optimizer, **loss)
-    return build_online(embedding, loss=online_loss(loss), optimizer=optimizer)
-
-
-def online_loss(options: dict) -> keras.losses.Loss:
-    """The in-batch loss named by ``options["miner"]`` (other keys go to its constructor)."""
-    options = dict(options)
-    miner = options.pop("miner", "batch_hard")
-    if miner == "quadruplet_margin":
-        return OnlineQuadrupletLoss(**options)
-    if miner == "hard_pairs":
-        return OnlineContrastiveLoss(**options)
-    return OnlineTripletLoss(miner=miner, **options)
+    if isinstance(config, SiameseRun):
+        return build_siamese(
+            embedding, config.head, config.margin, config.hidden, optimizer=optimizer
+        )
+    if isinstance(config, TripletRun):
+        return build_triplet(
+            embedding, config.margin, config.distance, config.soft_margin, optimizer=optimizer
+        )
+    if isinstance(config, QuadrupletRun):
+        return build_quadruplet(
+            embedding, config.metric, config.alpha1, config.alpha2, config.squared,
+            config.adaptive_margin, config.metric_hidden, optimizer=optimizer,
+        )  # fmt: skip
+    # a fresh copy of the loss: a compiled loss object belongs to one model
+    loss = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(config.loss))
+    return build_online(embedding, loss=loss, optimizer=optimizer)
 
 
 def build_dataset(
     config: RunConfig, model: keras.Model, train: LabelledImages, seed: int
 ) -> tf.data.Dataset:
-    """Infinite training input for ``model`` (the kind's element structure), seeded."""
+    """Infinite training input for ``model`` (the kind's element structure), seeded.
+
+    Hard batches are mined with what the built model trains with (its embedding network,
+    learned metric, distance and squaring: ``HardBatchMiner.from_model``), so mining and the
+    loss cannot disagree.
+    """
     common = dict(seed=seed, augment=config.augment)
-    if config.kind == "online":
+    if isinstance(config, OnlineRun):
         return pk_dataset(
             train.images,
             train.labels,
@@ -112,39 +108,30 @@ def build_dataset(
             within_alphabet=config.within_alphabet,
             **common,
         )
-    if config.kind == "siamese":
+    if isinstance(config, SiameseRun):
         return pair_dataset(train.images, train.labels, config.batch_size, **common)
+    original = getattr(config, "original_quadruplet_sampling", False)
     if config.sampler == "hard_batch":
-        metric = model.get_layer("metric") if "metric" in _layer_names(model) else None
-        miner = HardBatchMiner(
-            model.get_layer("embedding"),
+        miner = HardBatchMiner.from_model(
+            model,
             train.images,
             train.labels,
-            kind=config.kind,
             candidates=config.candidates,
             hardest=config.hardest,
             random=config.random_extra,
-            metric_model=metric,
-            distance=config.loss.get("distance", "squared_euclidean")
-            if metric is None
-            else "squared_euclidean",
             seed=seed,
-            reproduce_original_bug=config.original_quadruplet_sampling,
+            reproduce_original_bug=original,
         )
         return miner.dataset()
-    if config.kind == "triplet":
+    if isinstance(config, TripletRun):
         return triplet_dataset(train.images, train.labels, config.batch_size, **common)
     return quadruplet_dataset(
         train.images,
         train.labels,
         config.batch_size,
-        reproduce_original_bug=config.original_quadruplet_sampling,
+        reproduce_original_bug=original,
         **common,
     )
-
-
-def _layer_names(model: keras.Model) -> set[str]:
-    return {layer.name for layer in model.layers}
 
 
 def with_steps(config: RunConfig, steps: int) -> RunConfig:

@@ -1,0 +1,59 @@
+"""Reducers: from the losses of the mined tuples to one value per sample of the batch.
+
+A loss computes one value per tuple (triplet, pair, quadruplet) and hands them to a reducer
+with each tuple's anchor. The reducer returns a (B,) tensor whose **mean over the batch is the
+reduced loss**, so Keras's default ``reduction="sum_over_batch_size"`` gives exactly the
+reducer's value, ``sample_weight`` weighs each anchor's share, and ``reduction="none"`` shows
+who contributed what. A batch with no tuples gives zeros (finite, zero gradient).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+
+def register(cls: type) -> type:
+    """Register a reducer class with Keras serialization under the "oneshot" package."""
+    return keras.saving.register_keras_serializable(package="oneshot")(cls)
+
+
+class Reducer:
+    """Base class. Subclasses implement :meth:`scale` (and may override :meth:`__call__`)."""
+
+    def __call__(self, losses: tf.Tensor, anchors: tf.Tensor, batch_size: tf.Tensor) -> tf.Tensor:
+        """Per-sample values (B,) from per-tuple ``losses`` (T,) anchored at ``anchors`` (T,)."""
+        losses = tf.reshape(losses, (-1,))
+        per_sample = tf.math.unsorted_segment_sum(losses, tf.cast(anchors, tf.int32), batch_size)
+        return per_sample * self.scale(losses, tf.cast(batch_size, losses.dtype))
+
+    def scale(self, losses: tf.Tensor, batch_size: tf.Tensor) -> tf.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def reduce(self, losses: tf.Tensor) -> tf.Tensor:
+        """The reduced scalar of per-tuple ``losses`` (for layers that add one loss value)."""
+        losses = tf.reshape(losses, (-1,))
+        anchors = tf.range(tf.size(losses))
+        return tf.reduce_mean(self(losses, anchors, tf.size(losses)))
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Reducer:
+        return cls(**config)
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self) -> int:
+        return hash(type(self).__name__)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _count(values: tf.Tensor) -> tf.Tensor:
+    return tf.maximum(tf.cast(tf.size(values), values.dtype), 1.0)
