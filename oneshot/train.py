@@ -15,7 +15,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from oneshot.experiments import EXPERIMENTS, describe_experiments, get_experiment
+from oneshot.experiments import EXPERIMENTS, Experiment, describe_experiments, get_experiment
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -88,20 +88,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def build_experiment(args: argparse.Namespace) -> Experiment:
+    """The experiment a command line asks for: the named one with the runs, steps, learning rate
+    and episodes it overrides (the configs a run folder's ``config.json`` records)."""
     experiment = get_experiment(args.experiment, paper=args.paper)
-    out = args.out or Path("runs") / args.experiment
     runs = experiment.runs
     if args.runs:
         wanted = args.runs.split(",")
         known = [r.name for r in runs]
         unknown = [w for w in wanted if w not in known]
         if unknown:
-            print(
-                f"error: unknown run(s) {unknown}; {args.experiment} has {known}", file=sys.stderr
-            )
-            return 2
+            raise ValueError(f"unknown run(s) {unknown}; {args.experiment} has {known}")
         runs = tuple(r for r in runs if r.name in wanted)
     overrides = {}
     if args.steps is not None:
@@ -112,7 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     evaluation = experiment.evaluation
     if args.episodes is not None:
         evaluation = dataclasses.replace(evaluation, episodes=args.episodes)
-    experiment = dataclasses.replace(experiment, runs=runs, evaluation=evaluation)
+    return dataclasses.replace(experiment, runs=runs, evaluation=evaluation)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        experiment = build_experiment(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = args.out or Path("runs") / args.experiment
 
     if args.threads is not None:
         if args.threads < 1:

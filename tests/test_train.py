@@ -13,7 +13,18 @@ import keras
 import numpy as np
 import pytest
 
-from oneshot.experiments import EXPERIMENTS, Experiment, RunConfig, get_experiment
+from oneshot.experiments import (
+    EXPERIMENTS,
+    Experiment,
+    OnlineRun,
+    QuadrupletRun,
+    RunConfig,
+    SiameseRun,
+    TripletRun,
+    get_experiment,
+)
+from oneshot.losses import TripletMarginLoss
+from oneshot.miners import BatchHardMiner
 from oneshot.train import parse_args
 
 TINY = dict(
@@ -35,12 +46,52 @@ def history_rows(run_dir: Path) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 @pytest.mark.parametrize("paper", [False, True])
-def test_every_experiment_builds_and_round_trips(name, paper):
+def test_every_experiment_round_trips_through_json(name, paper):
+    """config -> JSON text -> config gives the same typed config with NEW objects (the loss is
+    rebuilt, not shared), and equality is not vacuous: any changed field breaks it."""
+    import dataclasses
+
     experiment = get_experiment(name, paper=paper)
     assert experiment.runs, name
     for run in experiment.runs:
-        assert RunConfig.from_dict(run.to_dict()) == run
+        back = RunConfig.from_dict(json.loads(json.dumps(run.to_dict())))
+        assert type(back) is type(run) and back == run
+        for f in dataclasses.fields(run):
+            mine, theirs = getattr(run, f.name), getattr(back, f.name)
+            if isinstance(mine, keras.losses.Loss):
+                assert theirs is not mine and type(theirs) is type(mine)
+                assert theirs.get_config() == mine.get_config()
+                assert theirs.miner == mine.miner and theirs.distance == mine.distance
+            else:
+                assert theirs == mine, (name, f.name)
+        assert dataclasses.replace(back, steps=back.steps + 1) != run
+        assert dataclasses.replace(back, name=back.name + "x") != run
     json.loads(experiment.to_json())
+
+
+def test_configs_refuse_combinations_that_cannot_work():
+    with pytest.raises(ValueError, match="`sampler`.*OnlineRun"):
+        TripletRun(name="x", sampler="pk")
+    with pytest.raises(ValueError, match="`loss`"):
+        OnlineRun(name="x", loss={"miner": "batch_hard"})
+    with pytest.raises(ValueError, match="`head`"):
+        SiameseRun(name="x", head="l3")
+    with pytest.raises(ValueError, match="`distance`"):
+        TripletRun(name="x", distance="l3")
+    with pytest.raises(ValueError, match="`hardest/random_extra`"):
+        QuadrupletRun(name="x", sampler="hard_batch", candidates=10, hardest=8, random_extra=8)
+    with pytest.raises(ValueError, match="`learning_rate`"):
+        TripletRun(name="x", learning_rate=-1.0)
+    with pytest.raises(TypeError, match="one per model kind"):
+        RunConfig(name="x")
+    with pytest.raises(ValueError, match=r"Unknown field\(s\) \['candidates'\]"):
+        RunConfig.from_dict({"kind": "siamese", "name": "x", "candidates": 3})
+    # oneshot 0.1 configs: a loss key the run would have ignored is refused, naming it
+    legacy = {"kind": "quadruplet", "name": "q", "sampler": "random", "batch_size": 8,
+              "candidates": 200, "hardest": 16, "random_extra": 16,
+              "original_quadruplet_sampling": False, "loss": {"metric": "euclidean", "distance": "l1"}}  # fmt: skip
+    with pytest.raises(ValueError, match=r"\['distance'\]"):
+        RunConfig.from_dict(legacy)
 
 
 def test_paper_switches_to_published_sizes():
@@ -57,9 +108,9 @@ def test_unknown_experiment_and_bad_config_say_what_is_expected():
     with pytest.raises(ValueError, match="Expected one of .*mnist-triplet"):
         get_experiment("mnist-tripplet")
     with pytest.raises(ValueError, match="kind"):
-        RunConfig(name="x", kind="pentuplet")
-    with pytest.raises(ValueError, match="Unknown RunConfig fields"):
-        RunConfig.from_dict({"name": "x", "stepz": 3})
+        RunConfig.from_dict({"name": "x", "kind": "pentuplet"})
+    with pytest.raises(ValueError, match="Unknown field"):
+        RunConfig.from_dict({"name": "x", "kind": "triplet", "stepz": 3})
 
 
 def test_help_lists_every_experiment(capsys):
@@ -71,22 +122,17 @@ def test_help_lists_every_experiment(capsys):
 
 
 def tiny_experiment(kind: str = "triplet", **overrides) -> Experiment:
-    loss = {
-        "triplet": {"margin": 0.2},
-        "quadruplet": {"metric": "learned", "alpha1": 0.5, "alpha2": 0.25},
-        "siamese": {"head": "contrastive"},
-        "online": {"miner": "batch_hard", "margin": 0.2},
-    }[kind]
-    sampler = "pk" if kind == "online" else "random"
-    run = RunConfig(
-        name=kind,
-        kind=kind,
-        loss=loss,
-        sampler=sampler,
-        classes_per_batch=4,
-        samples_per_class=4,
-        **{**TINY, **overrides},
-    )
+    values = {**TINY, **overrides}
+    if kind == "triplet":
+        run = TripletRun(name=kind, margin=0.2, **values)
+    elif kind == "quadruplet":
+        run = QuadrupletRun(name=kind, metric="learned", alpha1=0.5, alpha2=0.25, **values)
+    elif kind == "siamese":
+        run = SiameseRun(name=kind, head="contrastive", **values)
+    else:
+        values.pop("batch_size", None)
+        loss = TripletMarginLoss(0.2, miner=BatchHardMiner())
+        run = OnlineRun(name=kind, loss=loss, classes_per_batch=4, samples_per_class=4, **values)
     return Experiment("tiny", "tiny test experiment", (run,))
 
 
@@ -260,9 +306,9 @@ def test_tuning_run_uses_held_out_background_alphabets_and_logs_accuracy(tmp_pat
     from oneshot.experiments import EvalConfig
     from oneshot.training.runner import run_experiment
 
-    run = RunConfig(
+    run = OnlineRun(
         name="rot", dataset="omniglot", image_size=28, network="conv4", embedding_dim=8,
-        network_kwargs={"width": 8}, kind="online", loss={"miner": "batch_hard"}, sampler="pk",
+        network_kwargs={"width": 8}, loss=TripletMarginLoss(miner=BatchHardMiner()),
         classes_per_batch=4, samples_per_class=2, rotated_classes=True, validation_alphabets=6,
         steps=4, log_every=2, monitor_episodes=20, monitor_drawers=2, test_shifts=1,
     )  # fmt: skip
@@ -292,9 +338,9 @@ def test_validation_alphabets_and_rotations_need_omniglot(tmp_path, data_dir):
     from oneshot.training.setup import load_train_and_test
 
     with pytest.raises(ValueError, match="omniglot"):
-        RunConfig(name="x", dataset="mnist", validation_alphabets=3)
+        TripletRun(name="x", dataset="mnist", validation_alphabets=3)
     with pytest.raises(ValueError, match="omniglot"):
-        load_train_and_test(RunConfig(name="x", dataset="mnist", rotated_classes=True), data_dir)
+        TripletRun(name="x", dataset="mnist", rotated_classes=True)
 
 
 def test_threads_flag_is_validated(capsys):
