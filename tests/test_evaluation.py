@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import keras
 import numpy as np
@@ -145,12 +144,13 @@ def test_mean_ci95_hand_worked():
     assert mean == 0.5 and half == pytest.approx(1.96 * 0.5773503 / 2)
 
 
-def test_nway_speed_1000_episodes():
-    """1,000 20-way episodes on the Omniglot evaluation set size (13,180 images, D = 64)."""
+def test_nway_1000_episodes_at_full_size():
+    """1,000 20-way episodes on the Omniglot evaluation set size (13,180 images, D = 64) run and
+    give chance-level accuracy on random embeddings (speed is measured by
+    benchmarks/bench_evaluation.py, not asserted here)."""
     labels, alphabets = toy_labels(classes=659, per_class=20, alphabets=20)
     emb = np.random.default_rng(0).normal(size=(len(labels), 64)).astype(np.float32)
-    start = time.perf_counter()
-    nway_accuracy(
+    result = nway_accuracy(
         flat_scorer((64,)),
         emb,
         labels,
@@ -159,9 +159,8 @@ def test_nway_speed_1000_episodes():
         alphabets=alphabets,
         within_alphabet=True,
     )
-    elapsed = time.perf_counter() - start
-    print(f"1000 20-way episodes: {elapsed:.2f} s")
-    assert elapsed < 30
+    assert len(result.episode_accuracies) == 1000
+    assert abs(result.accuracy - 1 / 20) < 0.02  # random embeddings: chance
 
 
 # ---------------------------------------------------------------- Lake's runs

@@ -111,6 +111,14 @@ class MetricLoss(keras.losses.Loss):
     def per_sample(self, dist, labels, indices, batch_size) -> tf.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def __repr__(self) -> str:
+        skip = ("name", "reduction", "dtype", "distance", "miner", "reducer")
+        args = [f"{k}={v!r}" for k, v in self.get_config().items() if k not in skip]
+        args += [f"distance={self.distance!r}"]
+        args += [f"miner={self.miner!r}"] if self.miner is not None else []
+        args += [f"reducer={self.reducer!r}"]
+        return f"{type(self).__name__}({', '.join(args)})"
+
     def get_config(self) -> dict[str, Any]:
         ser = keras.saving.serialize_keras_object
         return {
