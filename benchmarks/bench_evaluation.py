@@ -146,7 +146,8 @@ def scorers(args) -> list[tuple[str, object, int]]:
     out = []
     for size in [int(s) for s in args.image_sizes.split(",") if s]:
         keras.utils.set_random_seed(0)
-        out.append(("conv4-untrained", Scorer.from_model(conv4((size, size, 1))), size))
+        scorer = Scorer.from_model(conv4((size, size, 1)), distance="euclidean")
+        out.append(("conv4-untrained", scorer, size))
     if args.model:
         model = keras.saving.load_model(args.model)
         scorer = Scorer.from_model(model)

@@ -60,7 +60,9 @@ def make_loss(name: str):
     import tensorflow as tf
 
     from oneshot.distances import paired_distances
-    from oneshot.losses.online import OnlineContrastiveLoss, OnlineQuadrupletLoss, OnlineTripletLoss
+    from oneshot.losses import ContrastiveLoss, QuadrupletLoss, TripletMarginLoss
+    from oneshot.miners import BatchAllMiner, BatchHardMiner, HardPairMiner, SemiHardMiner
+    from oneshot.reducers import MeanNonZeroReducer, MeanReducer
 
     if name == "none":
 
@@ -86,11 +88,18 @@ def make_loss(name: str):
             return tf.reduce_sum(cube) / tf.maximum(tf.reduce_sum(tf.cast(cube > 0, d.dtype)), 1.0)
 
         return naive
+    # the losses of oneshot 0.1 (OnlineTripletLoss(name), OnlineQuadrupletLoss(),
+    # OnlineContrastiveLoss()), so the rows stay comparable with earlier runs
     if name == "quadruplet":
-        return OnlineQuadrupletLoss()
+        return QuadrupletLoss(alpha1=1.0, alpha2=0.5, adaptive_margin=True)
     if name == "contrastive":
-        return OnlineContrastiveLoss()
-    return OnlineTripletLoss(name)
+        return ContrastiveLoss(0.0, 1.0, miner=HardPairMiner(0.0, 1.0))
+    miner, reducer = {
+        "batch_hard": (BatchHardMiner(), MeanReducer()),
+        "batch_all": (BatchAllMiner(margin=0.2), MeanNonZeroReducer()),
+        "semi_hard": (SemiHardMiner(margin=0.2, fallback="hardest"), MeanReducer()),
+    }[name]
+    return TripletMarginLoss(0.2, miner=miner, reducer=reducer)
 
 
 def batch(b: int, seed: int = 0):

@@ -129,16 +129,13 @@ def parse_network(label: str) -> NetworkSpec:
 
 
 def run_config(spec: NetworkSpec, kind: str, p: int = HEADLINE_P, augment: bool = False):
-    """The RunConfig of one benchmarked model (the project's own config type)."""
-    from oneshot.experiments import RunConfig
+    """The RunConfig of one benchmarked model (the project's own config types)."""
+    from oneshot.experiments import OnlineRun, QuadrupletRun, SiameseRun, TripletRun
+    from oneshot.losses import TripletMarginLoss
+    from oneshot.miners import BatchHardMiner
+    from oneshot.reducers import MeanReducer
 
-    losses = {
-        "online": {"miner": "batch_hard", "margin": MARGIN},
-        "triplet": {"margin": MARGIN, "distance": "squared_euclidean"},
-        "quadruplet": {"metric": "learned", "alpha1": 0.5, "alpha2": 0.25},
-        "siamese": {"head": "contrastive"},
-    }
-    return RunConfig(
+    common = dict(
         name=f"{spec.label}-{kind}",
         dataset="omniglot",
         image_size=spec.image_size,
@@ -146,13 +143,15 @@ def run_config(spec: NetworkSpec, kind: str, p: int = HEADLINE_P, augment: bool 
         network=spec.network,
         embedding_dim=spec.embedding_dim,
         network_kwargs=dict(spec.kwargs),
-        kind=kind,
-        loss=losses[kind],
-        sampler="pk" if kind == "online" else "random",
-        batch_size=64 if kind == "siamese" else 32,
-        classes_per_batch=p,
-        samples_per_class=K,
     )
+    if kind == "online":
+        loss = TripletMarginLoss(MARGIN, miner=BatchHardMiner(), reducer=MeanReducer())
+        return OnlineRun(**common, loss=loss, classes_per_batch=p, samples_per_class=K)
+    if kind == "triplet":
+        return TripletRun(**common, margin=MARGIN, distance="squared_euclidean", batch_size=32)
+    if kind == "quadruplet":
+        return QuadrupletRun(**common, metric="learned", alpha1=0.5, alpha2=0.25, batch_size=32)
+    return SiameseRun(**common, head="contrastive", batch_size=64)
 
 
 def images_per_step(config) -> int:

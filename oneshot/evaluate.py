@@ -4,7 +4,8 @@
         [--split evaluation] [--data-dir D] [--image-size S] [--episodes 1000] [--out r.json]
 
 Loads the ``.keras`` model, builds a :class:`oneshot.inference.Scorer` from it (its
-"embedding" network and its learned metric or pair head, if any), runs the chosen protocols
+"embedding" network and its learned metric or pair head, if any, else the distance the model
+was trained with, recorded in the summary as ``"distance"``), runs the chosen protocols
 (``nway``, ``lake``, ``verification``, ``cmc``, ``retrieval`` or ``all``; see
 ``oneshot.evaluation.report``) and prints a JSON summary, also written to ``--out``.
 """
@@ -72,7 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--distance",
         default=None,
-        help="distance for embedding models (default: the model's own, else euclidean)",
+        help="distance for embedding models, one of euclidean, squared_euclidean, l1, cosine "
+        "(default: the one the model was trained with; needed for a bare embedding network)",
     )
     parser.add_argument(
         "--shifts",
@@ -152,6 +154,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "--dataset omniglot --split background."
         )
     from oneshot import data
+    from oneshot.distances import distance_name
     from oneshot.evaluation.report import evaluate_scorer
     from oneshot.inference import Scorer
 
@@ -159,7 +162,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         scorer = Scorer.from_model(model, distance=args.distance, shifts=args.shifts)
     except ValueError as error:
-        raise UsageError(str(error)) from None
+        hint = " On the command line: pass --distance NAME." if args.distance is None else ""
+        raise UsageError(f"{error}{hint}") from None
     check_image_size(args.dataset, args.image_size, model_image_size(scorer))
     try:
         if args.dataset == "mnist":
@@ -184,6 +188,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         alphabets=alphabets, lake_runs=runs, episodes=args.episodes,
         cmc_trials=args.cmc_trials, seed=args.seed,
     )  # fmt: skip
+    if report.get("distance") is not None:  # the Distance object, as a JSON-ready name
+        report["distance"] = distance_name(report["distance"])
     return {"model": str(args.model), **report}
 
 

@@ -10,11 +10,19 @@ import sys
 import keras
 import pytest
 
+from oneshot.data import load_mnist
+from oneshot.data.samplers import pk_dataset
+from oneshot.distances import CosineSimilarity, LpDistance
 from oneshot.evaluate import main
+from oneshot.losses import TripletMarginLoss
+from oneshot.miners import BatchHardMiner
+from oneshot.models import DISTANCE_TAG, EmbeddingDistance, build_online
+from oneshot.networks import conv4
 
 
-def save_tiny_model(path, size: int) -> None:
-    """A model whose nested layer "embedding" maps (size, size, 1) images to 8-D vectors."""
+def save_tiny_model(path, size: int, distance: str | None = "euclidean") -> None:
+    """A model whose nested layer "embedding" maps (size, size, 1) images to 8-D vectors and
+    that records ``distance`` as an online model does (None: a bare model recording none)."""
     embedding = keras.Sequential(
         [
             keras.Input((size, size, 1)),
@@ -25,7 +33,10 @@ def save_tiny_model(path, size: int) -> None:
         name="embedding",
     )
     inp = keras.Input((size, size, 1))
-    keras.Model(inp, embedding(inp)).save(path)
+    out = embedding(inp)
+    if distance is not None:
+        out = EmbeddingDistance(distance, name=DISTANCE_TAG)(out)
+    keras.Model(inp, out).save(path)
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +78,7 @@ def test_mnist_all_protocols(model28, data_dir, tmp_path, capsys):
     assert printed["cmc"]["protocol"]["n_classes"] == 10
     assert 0.1 < printed["retrieval"]["precision_at_1"] <= 1.0
     assert printed["lake"] == {"skipped": "Lake's runs are an Omniglot protocol"}
+    assert printed["distance"] == "euclidean" and printed["learned_metric"] is False
 
 
 def test_omniglot_nway_and_lake(model28, data_dir, capsys):
@@ -152,3 +164,74 @@ def test_validation_alphabets_shifts_and_resized_mnist(model28, data_dir, tmp_pa
     assert "pass --image-size 35" in capsys.readouterr().err
     assert main([*mnist, "--image-size", "35"]) == 0
     assert json.loads(capsys.readouterr().out)["nway"][0]["protocol"]["n_way"] == 10
+
+
+# --- a trained model carries its distance --------------------------------------------------------
+
+TRAINED = {"l1": LpDistance(p=1), "cosine": CosineSimilarity()}
+
+
+@pytest.fixture(scope="module")
+def trained_paths(data_dir, tmp_path_factory):
+    """Online models trained 3 steps on real MNIST 4 x 4 batches (tiny conv4 without L2
+    normalisation, so L1, cosine and Euclidean rank pairs differently), saved."""
+    train = load_mnist("train", data_dir=data_dir)
+    paths = {}
+    for name, distance in TRAINED.items():
+        keras.utils.set_random_seed(0)
+        net = conv4((28, 28, 1), embedding_dim=8, width=8, l2_normalize=False)
+        model = build_online(net, TripletMarginLoss(distance=distance, miner=BatchHardMiner()))
+        model.fit(pk_dataset(train.images, train.labels, p=4, k=4, seed=0), steps_per_epoch=3,
+                  epochs=1, shuffle=False, verbose=0)  # fmt: skip
+        paths[name] = tmp_path_factory.mktemp(name) / "model.keras"
+        model.save(paths[name])
+    return paths
+
+
+def verification_report(capsys, path, data_dir, *extra: str) -> dict:
+    args = ["--model", str(path), "--data-dir", str(data_dir), "--dataset", "mnist",
+            "--protocol", "verification", *extra]  # fmt: skip
+    assert main(args) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_evaluate_reads_the_trained_distance(name, trained_paths, data_dir, capsys):
+    """The report records the trained distance and its numbers are those of ``--distance`` set
+    to it explicitly, not the Euclidean ones."""
+    own = verification_report(capsys, trained_paths[name], data_dir)
+    assert own["distance"] == name and own["learned_metric"] is False
+    explicit = verification_report(capsys, trained_paths[name], data_dir, "--distance", name)
+    euclidean = verification_report(
+        capsys, trained_paths[name], data_dir, "--distance", "euclidean"
+    )
+    assert euclidean["distance"] == "euclidean"
+    assert own["verification"] == explicit["verification"]
+    auc = own["verification"]["balanced"]["auc"]
+    assert 0.5 < auc <= 1.0 and auc != euclidean["verification"]["balanced"]["auc"]
+
+
+def test_module_entry_point_records_the_trained_distance(trained_paths, data_dir, tmp_path):
+    """``python -m oneshot.evaluate`` in a fresh process loads the model and its distance."""
+    out = tmp_path / "cosine.json"
+    env = {**os.environ, "ONESHOT_DATA_DIR": str(data_dir)}
+    cmd = [sys.executable, "-m", "oneshot.evaluate", "--model", str(trained_paths["cosine"]),
+           "--dataset", "mnist", "--protocol", "cmc", "--cmc-trials", "1", "--out", str(out)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text())["distance"] == "cosine"
+
+
+def test_bare_model_needs_distance(data_dir, tmp_path, capsys):
+    """A model recording no distance is refused with a pointer to --distance, then evaluated
+    with the one given."""
+    path = tmp_path / "bare.keras"
+    save_tiny_model(path, 28, distance=None)
+    base = ["--model", str(path), "--data-dir", str(data_dir), "--dataset", "mnist",
+            "--protocol", "nway", "--episodes", "20"]  # fmt: skip
+    assert main(base) == 2
+    assert "pass --distance" in capsys.readouterr().err
+    assert main([*base, "--distance", "l1"]) == 0
+    assert json.loads(capsys.readouterr().out)["distance"] == "l1"
+    assert main([*base, "--distance", "l3"]) == 2
+    assert "Received: distance='l3'" in capsys.readouterr().err

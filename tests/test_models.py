@@ -8,10 +8,16 @@ import pytest
 import tensorflow as tf
 
 from oneshot.data import load_mnist, to_model_input
-from oneshot.distances import pairwise_distances
+from oneshot.distances import CosineSimilarity, LpDistance, get_distance, pairwise_distances
 from oneshot.inference import Scorer
-from oneshot.losses import contrastive_loss, quadruplet_loss, triplet_loss_from_distances
+from oneshot.losses import (
+    TripletMarginLoss,
+    contrastive_loss,
+    quadruplet_loss,
+    triplet_loss_from_distances,
+)
 from oneshot.models import (
+    DISTANCE_TAG,
     SIAMESE_HEADS,
     build_online,
     build_quadruplet,
@@ -118,6 +124,21 @@ def test_bad_arguments_raise_value_errors():
         build_quadruplet(small_net())  # the paper's alpha1 = 1 with g in [0, 1]
 
 
+def test_online_model_records_the_distance_of_its_loss():
+    """The last layer is an identity that records the loss's distance (what the saved model is
+    evaluated with); a conflicting ``distance`` is refused."""
+    l1 = build_online(small_net(), loss=TripletMarginLoss(distance=LpDistance(p=1)))
+    assert l1.layers[-1].name == DISTANCE_TAG
+    assert l1.get_layer(DISTANCE_TAG).distance == LpDistance(p=1)
+    (x,) = random_images(1, 3)
+    np.testing.assert_array_equal(np.asarray(l1(x)), np.asarray(l1.get_layer("embedding")(x)))
+    uncompiled = build_online(small_net(), distance="cosine")
+    assert uncompiled.get_layer(DISTANCE_TAG).distance == CosineSimilarity()
+    assert build_online(small_net()).get_layer(DISTANCE_TAG).distance == LpDistance()
+    with pytest.raises(ValueError, match="distance"):
+        build_online(small_net(), loss=TripletMarginLoss(distance="l1"), distance="cosine")
+
+
 # --- gradients: every branch alone reaches the shared weights -----------------------------------
 
 
@@ -194,7 +215,11 @@ def test_every_kind_round_trips_and_scores_pairs_like_the_model(kind, tmp_path):
     else:
         expected = np.sqrt(np.sum((e1 - e2) ** 2, axis=1))
     np.testing.assert_allclose(paired, expected, rtol=1e-4, atol=1e-5)
-    assert scorer.distance == ("squared_euclidean" if kind == "triplet" else "euclidean")
+    # fixed-distance kinds record theirs; the stand-in loss has none, so the online model
+    # records the Euclidean distance (learned heads do not use it)
+    assert scorer.distance == get_distance(
+        "squared_euclidean" if kind == "triplet" else "euclidean"
+    )
 
 
 # --- smoke training on real MNIST ----------------------------------------------------------------

@@ -9,7 +9,7 @@ Element structures (ready for ``model.fit``):
 - pairs:        ``((x1, x2), y)`` with ``y`` float32 (B,), 1 = same class, 0 = different.
 - triplets:     ``((a, p, n),)``        (inputs only: the loss lives in the model).
 - quadruplets:  ``((a, p, n, n2),)``    (inputs only).
-- P x K:        ``(images, labels)``    for online losses (``oneshot.losses.online``).
+- P x K:        ``(images, labels)``    for in-batch losses (``oneshot.losses``, e.g. ``TripletMarginLoss``).
 
 Images are float32 (B, H, W, 1) in [0, 1], the same as ``oneshot.data.to_model_input``.
 """
@@ -431,8 +431,8 @@ def pk_dataset(
 
     Example:
         >>> ds = pk_dataset(images, labels, p=32, k=4, seed=0)
-        >>> embedding.compile("adam", loss=OnlineTripletLoss("batch_hard"))
-        >>> embedding.fit(ds, steps_per_epoch=100)
+        >>> model = build_online(conv4(), loss=TripletMarginLoss(miner=BatchHardMiner()))
+        >>> model.fit(ds, steps_per_epoch=100)
     """
     index, rng = ClassIndex(labels, alphabets), np.random.default_rng(seed)
     label_arr = np.asarray(labels)

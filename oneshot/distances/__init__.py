@@ -39,6 +39,7 @@ __all__ = [
     "distance_name",
     "get_distance",
     "paired_distances",
+    "pairwise_dissimilarity_numpy",
     "pairwise_distances",
     "safe_sqrt",
 ]
@@ -60,7 +61,13 @@ def get_distance(distance: str | Distance | dict[str, Any] | None) -> Distance:
     if isinstance(distance, Distance):
         return distance
     if isinstance(distance, dict):
-        obj = keras.saving.deserialize_keras_object(distance)
+        try:
+            obj = keras.saving.deserialize_keras_object(distance)
+        except (TypeError, ValueError, KeyError) as error:
+            raise ValueError(
+                "Invalid value for argument `distance`. Expected the Keras config of a "
+                f"oneshot.distances.Distance. Received: distance={distance!r} ({error})"
+            ) from error
         if isinstance(obj, Distance):
             return obj
     if isinstance(distance, str) and distance in _BY_NAME:
@@ -94,7 +101,9 @@ def pairwise_distances(
     return d.dissimilarity(d.pairwise(a, b))
 
 
-def paired_distances(a: tf.Tensor, b: tf.Tensor, distance: str | Distance = "euclidean") -> tf.Tensor:
+def paired_distances(
+    a: tf.Tensor, b: tf.Tensor, distance: str | Distance = "euclidean"
+) -> tf.Tensor:
     """Dissimilarities (N,) between matching rows of ``a`` and ``b``."""
     d = get_distance(distance)
     return d.dissimilarity(d.paired(a, b))

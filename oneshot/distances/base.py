@@ -7,8 +7,9 @@ either to "smaller = closer" by an affine map of slope -1 (``1 - s`` or ``-s``),
 their size and the hinge ``d_ap - d_an + margin`` equals ``s_an - s_ap + margin``.
 
 Computation is safe to differentiate at zero (see :func:`safe_sqrt`) and chunked where it would
-otherwise need O(N x M x D) memory: :meth:`Distance.pairwise` on large inputs works on blocks of
-rows, so memory stays O(chunk x M) plus the (N, M) result.
+otherwise need O(N x M x D) memory (L1): :meth:`Distance.pairwise` on large eager inputs and
+:meth:`Distance.pairwise_numpy` work on blocks of rows, so memory stays O(chunk x M) plus the
+(N, M) result. Inside ``tf.function`` (training batches) the block is the whole batch.
 """
 
 from __future__ import annotations
@@ -59,14 +60,10 @@ class Distance:
         x = self._prepare(x)
         same = y is None
         y = x if same else self._prepare(y, x.dtype)
+        self_value = self._self_value(x.dtype) if same else None
         if self._per_entry_cost_is_dim and tf.executing_eagerly():
-            values = self._chunked(x, y)
-        else:
-            values = self._pairwise(x, y)
-        self_value = self._self_value(values.dtype)
-        if same and self_value is not None:
-            values = tf.linalg.set_diag(values, tf.fill(tf.shape(values)[:1], self_value))
-        return values
+            return self._chunked(x, y, self_value)
+        return _set_diagonal(self._pairwise(x, y), self_value)
 
     def paired(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         """Values (N,) between matching rows of ``x`` and ``y`` (both (N, D))."""
@@ -116,9 +113,11 @@ class Distance:
 
     # ----------------------------------------------------------------------------- internals
     def _prepare(self, x: tf.Tensor, dtype: tf.DType | None = None) -> tf.Tensor:
-        x = tf.convert_to_tensor(x, dtype=dtype)
+        x = tf.convert_to_tensor(x, dtype_hint=dtype)
         if not x.dtype.is_floating:
             x = tf.cast(x, tf.float32)
+        if dtype is not None and x.dtype != dtype:  # e.g. float32 ``y`` against float64 ``x``
+            x = tf.cast(x, dtype)
         if x.shape.rank is not None and x.shape.rank != 2:
             raise ValueError(
                 f"Invalid embeddings. Expected a matrix of shape (N, D). Received shape {x.shape}."
@@ -133,19 +132,37 @@ class Distance:
         per_row = max(m, 1) * (d if self._per_entry_cost_is_dim else 1)
         return max(1, CHUNK_ELEMENTS // per_row)
 
-    def _chunked(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-        """Eager block-by-block :meth:`_pairwise` over rows of ``x`` (memory O(chunk x M))."""
+    def _chunked(self, x: tf.Tensor, y: tf.Tensor, self_value: tf.Tensor | None) -> tf.Tensor:
+        """Eager block-by-block :meth:`_pairwise` over rows of ``x`` (memory O(chunk x M)).
+
+        The diagonal (``self_value``, when ``y`` is ``x``) is set block by block too: setting it
+        on the assembled (N, M) result would hold a third N x M copy (13,180 x 13,180 L1: peak
+        RSS 3.0 GB instead of 2.3 GB, TensorFlow's 0.7 GB included).
+        """
         n, m, d = int(x.shape[0]), int(y.shape[0]), int(x.shape[1])
         rows = self._rows_per_block(m, d)
         if rows >= n:
-            return self._pairwise(x, y)
-        return tf.concat([self._pairwise(x[s : s + rows], y) for s in range(0, n, rows)], axis=0)
+            return _set_diagonal(self._pairwise(x, y), self_value)
+        blocks = [
+            _set_diagonal(self._pairwise(x[s : s + rows], y), self_value, offset=s)
+            for s in range(0, n, rows)
+        ]
+        return tf.concat(blocks, axis=0)
 
     def _pairwise(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:  # pragma: no cover
         raise NotImplementedError
 
     def _paired(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+
+def _set_diagonal(values: tf.Tensor, value: tf.Tensor | None, offset: int = 0) -> tf.Tensor:
+    """``values`` with entries (i, i + offset) set to ``value`` (unchanged if ``value`` is None)."""
+    if value is None:
+        return values
+    shape = tf.shape(values)
+    length = tf.maximum(tf.minimum(shape[0], shape[1] - offset), 0)
+    return tf.linalg.set_diag(values, tf.fill([length], tf.cast(value, values.dtype)), k=offset)
 
 
 def register(cls: type) -> type:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from oneshot.distances import distance_name
 from oneshot.evaluation.episodes import nway_accuracy
 from oneshot.evaluation.lake import LakeRunLike, lake_evaluate
 from oneshot.evaluation.retrieval import cmc, retrieval_metrics
@@ -109,7 +110,7 @@ def evaluate_scorer(
         "classes": len(np.unique(labels)),
         "embedding_dim": int(embeddings.shape[1]),
         "learned_metric": bool(scorer.uses_learned_metric),
-        "distance": None if scorer.uses_learned_metric else scorer.distance,
+        "distance": None if scorer.uses_learned_metric else distance_name(scorer.distance),
     }
     for name in names:
         start = time.perf_counter()

@@ -56,8 +56,8 @@ def check_embeddings(labels: tf.Tensor, embeddings: tf.Tensor) -> tuple[tf.Tenso
     b_labels, b_emb = labels.shape[0], embeddings.shape[0]
     if b_labels is not None and b_emb is not None and b_labels != b_emb:
         raise ValueError(
-            f"Invalid batch: {b_labels} labels for {b_emb} embeddings. Expected one label per "
-            "embedding."
+            f"Invalid values for `y_true` and `y_pred`. Expected one label per embedding. "
+            f"Received: {b_labels} labels in `y_true` for {b_emb} embeddings in `y_pred`."
         )
     return labels, embeddings
 
@@ -123,6 +123,7 @@ class MetricLoss(keras.losses.Loss):
         ser = keras.saving.serialize_keras_object
         return {
             **super().get_config(),
+            "dtype": self.dtype,  # keras.losses.Loss leaves it out (a float64 loss reloaded as float32)
             "distance": ser(self.distance),
             "miner": None if self.miner is None else ser(self.miner),
             "reducer": ser(self.reducer),

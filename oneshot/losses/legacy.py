@@ -12,6 +12,7 @@ from typing import Any
 
 import keras
 
+from oneshot.losses.base import check_margin
 from oneshot.losses.contrastive import ContrastiveLoss
 from oneshot.losses.quadruplet import QuadrupletLoss
 from oneshot.losses.triplet import TripletMarginLoss
@@ -37,6 +38,7 @@ class OnlineTripletLoss(TripletMarginLoss):
                  soft_margin: bool = False, name: str = "online_triplet_loss",
                  reduction: str = "sum_over_batch_size", **kwargs) -> None:  # fmt: skip
         check_choice("miner", miner, TRIPLET_MINERS)
+        check_margin(margin)
         if soft_margin and miner == "batch_all":
             raise ValueError(
                 "Invalid arguments: `soft_margin=True` has no active set for miner='batch_all'. "
@@ -65,6 +67,8 @@ class OnlineQuadrupletLoss(QuadrupletLoss):
                  w1: float = 1.0, w2: float = 0.5, distance: Any = "euclidean",
                  name: str = "online_quadruplet_loss", reduction: str = "sum_over_batch_size",
                  **kwargs) -> None:  # fmt: skip
+        check_margin(margin1, "margin1")  # name the arguments the caller used
+        check_margin(margin2, "margin2")
         super().__init__(margin1, margin2, adaptive, w1, w2, distance, None, name, reduction,
                          kwargs.get("dtype"))  # fmt: skip
 
@@ -83,6 +87,7 @@ class OnlineContrastiveLoss(ContrastiveLoss):
                  name: str = "online_contrastive_loss", reduction: str = "sum_over_batch_size",
                  **kwargs) -> None:  # fmt: skip
         check_choice("miner", miner, PAIR_MINERS)
+        check_margin(margin)
         pairs = HardPairMiner(0.0, margin) if miner == "hard_pairs" else None
         super().__init__(0.0, margin, distance, pairs, None, name, reduction, kwargs.get("dtype"))
         self.miner_name = miner

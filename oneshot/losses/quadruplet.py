@@ -38,7 +38,7 @@ import tensorflow as tf
 from oneshot.distances import Distance
 from oneshot.losses.base import MetricLoss, check_margin, pair_values
 from oneshot.losses.triplet import triplet_loss_from_distances
-from oneshot.miners import QuadrupletMarginMiner, adaptive_margins
+from oneshot.miners import QuadrupletMarginMiner, adaptive_margins, get_miner
 from oneshot.reducers import get_reducer
 
 ADAPTIVE_WEIGHTS = (1.0, 0.5)
@@ -152,7 +152,7 @@ class QuadrupletLoss(MetricLoss):
             w2=check_margin(w2, "w2"),
         )
         own = QuadrupletMarginMiner(**margins)
-        if miner is not None and miner != own and miner != keras.saving.serialize_keras_object(own):
+        if miner is not None and get_miner(miner) != own:  # an object, a name or a config dict
             raise ValueError(
                 "Invalid value for argument `miner`. QuadrupletLoss mines with its own margins "
                 f"(QuadrupletMarginMiner built from alpha1, alpha2, ...). Received: miner={miner!r}"

@@ -25,14 +25,22 @@ REDUCERS = {
 }
 
 
-def get_reducer(reducer: str | Reducer | dict | None, default: type[Reducer] = MeanReducer) -> Reducer:
+def get_reducer(
+    reducer: str | Reducer | dict | None, default: type[Reducer] = MeanReducer
+) -> Reducer:
     """A :class:`Reducer` from an object, a name (``REDUCERS``) or a Keras config dict."""
     if reducer is None:
         return default()
     if isinstance(reducer, Reducer):
         return reducer
     if isinstance(reducer, dict):
-        obj = keras.saving.deserialize_keras_object(reducer)
+        try:
+            obj = keras.saving.deserialize_keras_object(reducer)
+        except (TypeError, ValueError, KeyError) as error:
+            raise ValueError(
+                "Invalid value for argument `reducer`. Expected the Keras config of a "
+                f"oneshot.reducers.Reducer. Received: reducer={reducer!r} ({error})"
+            ) from error
         if isinstance(obj, Reducer):
             return obj
     if isinstance(reducer, str) and reducer in REDUCERS:

@@ -33,10 +33,12 @@ class Reducer:
         raise NotImplementedError
 
     def reduce(self, losses: tf.Tensor) -> tf.Tensor:
-        """The reduced scalar of per-tuple ``losses`` (for layers that add one loss value)."""
+        """The reduced scalar of per-tuple ``losses`` (for layers that add one loss value); 0 when
+        there are no tuples."""
         losses = tf.reshape(losses, (-1,))
         anchors = tf.range(tf.size(losses))
-        return tf.reduce_mean(self(losses, anchors, tf.size(losses)))
+        per_sample = self(losses, anchors, tf.size(losses))
+        return tf.reduce_sum(per_sample) / _count(per_sample)  # reduce_mean([]) would be NaN
 
     def get_config(self) -> dict[str, Any]:
         return {}

@@ -11,9 +11,12 @@ from oneshot.reducers.base import Reducer, _count, register
 class MeanReducer(Reducer):
     """Mean over every mined tuple, zeros included (batch-hard's usual reduction).
 
-    Example:
-    >>> MeanReducer()(tf.constant([1.0, 0.0, 2.0]), tf.constant([0, 1, 1]), 4).numpy().tolist()
-    [1.3333333730697632, 2.6666667461090088, 0.0, 0.0]
+    Example: three tuples anchored at samples 0, 1, 1 of a batch of 4. Per-sample sums
+    [1, 0 + 2, 0, 0] times B / T = 4 / 3; their batch mean is 1.0, the mean of the losses.
+
+    >>> per_sample = MeanReducer()(tf.constant([1.0, 0.0, 2.0]), tf.constant([0, 1, 1]), 4)
+    >>> [round(v, 4) for v in per_sample.numpy().tolist()]
+    [1.3333, 2.6667, 0.0, 0.0]
     """
 
     def scale(self, losses: tf.Tensor, batch_size: tf.Tensor) -> tf.Tensor:

@@ -7,9 +7,13 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
+
+if TYPE_CHECKING:
+    from oneshot.distances import Distance
 
 BACKUP_DIR = "backup"
 
@@ -54,7 +58,10 @@ class EpisodeMonitor(keras.callbacks.Callback):
     The monitor set is small (a few drawers per class) and the episodes are fixed by ``seed``,
     so successive values are comparable. Its own cumulative time goes to ``monitor_seconds``,
     which :class:`StepLogger` (placed after this callback) leaves out of ``seconds``. It only
-    reports: nothing is selected or stopped on it.
+    reports: nothing is selected or stopped on it. Pairs are scored as after training
+    (``Scorer.from_model``): by the model's learned metric or head, else by the distance it
+    trains with (or ``distance``); the attribute ``distance_used`` holds the one the last
+    measurement used (None for a learned metric or head).
 
     Args:
         images, labels, alphabets: the monitor set (held-out classes).
@@ -62,13 +69,18 @@ class EpisodeMonitor(keras.callbacks.Callback):
         n_way: classes per episode. Defaults to 20.
         shifts: test-time shift averaging, as in :class:`oneshot.inference.Scorer`. Defaults to 0.
         seed: episode seed. Defaults to 0.
+        distance: score with this distance instead of the model's own (e.g. a run's
+            ``eval_distance``). Defaults to None (the model's).
     """
 
     def __init__(self, images, labels, alphabets, episodes: int, n_way: int = 20,
-                 shifts: int = 0, seed: int = 0) -> None:  # fmt: skip
+                 shifts: int = 0, seed: int = 0,
+                 distance: Distance | str | None = None) -> None:  # fmt: skip
         super().__init__()
         self.images, self.labels, self.alphabets = images, labels, alphabets
         self.episodes, self.n_way, self.shifts, self.seed = episodes, n_way, shifts, seed
+        self.distance = distance
+        self.distance_used = None
         self.seconds = 0.0
 
     def on_train_begin(self, logs=None):
@@ -79,7 +91,8 @@ class EpisodeMonitor(keras.callbacks.Callback):
         from oneshot.inference import Scorer
 
         start = time.perf_counter()
-        scorer = Scorer.from_model(self.model, shifts=self.shifts)
+        scorer = Scorer.from_model(self.model, distance=self.distance, shifts=self.shifts)
+        self.distance_used = None if scorer.uses_learned_metric else scorer.distance
         result = nway_accuracy(
             scorer, scorer.embed(self.images), self.labels, self.n_way, 1, self.episodes,
             alphabets=self.alphabets, within_alphabet=self.alphabets is not None, seed=self.seed,

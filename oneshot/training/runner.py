@@ -149,6 +149,7 @@ def _monitor(config: RunConfig, test: LabelledImages, seed: int) -> list[Episode
         EpisodeMonitor(
             test.images[keep], test.labels[keep], test.alphabets[keep],
             config.monitor_episodes, shifts=config.test_shifts, seed=seed,
+            distance=config.eval_distance,
         )
     ]  # fmt: skip
 
