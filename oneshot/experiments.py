@@ -78,7 +78,9 @@ class RunConfig:
         if self.dataset not in DATASETS:
             _refuse("dataset", self.dataset, f"one of {DATASETS}")
         if self.validation_alphabets and self.dataset != "omniglot":
-            _refuse("validation_alphabets", self.validation_alphabets, "0 unless dataset='omniglot'")
+            _refuse(
+                "validation_alphabets", self.validation_alphabets, "0 unless dataset='omniglot'"
+            )
         if self.rotated_classes and self.dataset != "omniglot":
             _refuse("rotated_classes", self.rotated_classes, "False unless dataset='omniglot'")
         for name in ("steps", "log_every", "image_size", "embedding_dim"):
@@ -89,7 +91,11 @@ class RunConfig:
         if self.final_learning_rate is not None and not self.final_learning_rate > 0:
             _refuse("final_learning_rate", self.final_learning_rate, "None or a number > 0")
         if self.test_shifts < 0 or self.monitor_episodes < 0:
-            _refuse("test_shifts/monitor_episodes", (self.test_shifts, self.monitor_episodes), "values >= 0")
+            _refuse(
+                "test_shifts/monitor_episodes",
+                (self.test_shifts, self.monitor_episodes),
+                "values >= 0",
+            )
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -166,7 +172,10 @@ class _TupleSampling:
                 "an OnlineRun)",
             )  # fmt: skip
         if self.sampler == "hard_batch":
-            if min(self.hardest, self.random_extra) < 0 or self.hardest + self.random_extra > self.candidates:
+            if (
+                min(self.hardest, self.random_extra) < 0
+                or self.hardest + self.random_extra > self.candidates
+            ):
                 _refuse("hardest/random_extra", (self.hardest, self.random_extra),
                         f"non-negative with hardest + random_extra <= candidates={self.candidates}")  # fmt: skip
         elif self.batch_size < 1:
@@ -260,7 +269,9 @@ class OnlineRun(RunConfig):
         from oneshot.losses import MetricLoss
 
         if not isinstance(self.loss, MetricLoss):
-            _refuse("loss", self.loss, "an in-batch loss of oneshot.losses (e.g. TripletMarginLoss())")
+            _refuse(
+                "loss", self.loss, "an in-batch loss of oneshot.losses (e.g. TripletMarginLoss())"
+            )
         if self.classes_per_batch < 2 or self.samples_per_class < 2:
             _refuse("classes_per_batch/samples_per_class", (self.classes_per_batch, self.samples_per_class),
                     "at least 2 classes of at least 2 images (positives and negatives in every batch)")  # fmt: skip
@@ -287,21 +298,31 @@ def from_legacy_dict(values: dict[str, Any]) -> RunConfig:
     kind, loss, sampler = values.pop("kind"), dict(values.pop("loss")), values.pop("sampler")
     offline = ("batch_size", "candidates", "hardest", "random_extra")
     pk = ("classes_per_batch", "samples_per_class", "within_alphabet")
-    common = {k: v for k, v in values.items() if k not in (*offline, *pk, "original_quadruplet_sampling")}
+    common = {
+        k: v for k, v in values.items() if k not in (*offline, *pk, "original_quadruplet_sampling")
+    }
 
     def take(allowed: tuple[str, ...]) -> dict[str, Any]:
         unknown = sorted(set(loss) - set(allowed))
         if unknown:
-            raise ValueError(f"Loss key(s) {unknown} are not used by a {kind} run; known: {allowed}")
+            raise ValueError(
+                f"Loss key(s) {unknown} are not used by a {kind} run; known: {allowed}"
+            )
         return loss
 
     if kind == "siamese":
-        return SiameseRun(**common, **take(("head", "margin", "hidden")), batch_size=values["batch_size"])
+        return SiameseRun(
+            **common, **take(("head", "margin", "hidden")), batch_size=values["batch_size"]
+        )
     sampling = {k: values[k] for k in offline}
     if kind == "triplet":
-        return TripletRun(**common, **take(("margin", "distance", "soft_margin")), sampler=sampler, **sampling)
+        return TripletRun(
+            **common, **take(("margin", "distance", "soft_margin")), sampler=sampler, **sampling
+        )
     if kind == "quadruplet":
-        options = take(("metric", "alpha1", "alpha2", "squared", "adaptive_margin", "metric_hidden"))
+        options = take(
+            ("metric", "alpha1", "alpha2", "squared", "adaptive_margin", "metric_hidden")
+        )
         if "metric_hidden" in options:
             options["metric_hidden"] = tuple(options["metric_hidden"])
         return QuadrupletRun(**common, **options, sampler=sampler, **sampling,
@@ -472,7 +493,9 @@ def _mnist_siamese_contrastive(paper: bool) -> Experiment:
 def batch_hard_loss(margin: float = 0.2) -> TripletMarginLoss:
     """Batch-hard triplets (Hermans 2017): hardest positive and negative per anchor, mean over
     anchors, Euclidean distance."""
-    return TripletMarginLoss(margin, distance=LpDistance(), miner=BatchHardMiner(), reducer=MeanReducer())
+    return TripletMarginLoss(
+        margin, distance=LpDistance(), miner=BatchHardMiner(), reducer=MeanReducer()
+    )
 
 
 ONLINE_LOSSES: dict[str, Callable[[], keras.losses.Loss]] = {
@@ -549,6 +572,7 @@ def _best_omniglot_run(name: str, loss: keras.losses.Loss, **overrides: Any) -> 
     )
     values.update(overrides)
     return OnlineRun(**values)
+
 
 BEST_EVAL = EvalConfig(
     ways=(5, 20), cmc_classes=400, lake_runs=True, first_n_images=6000, mnist_transfer=True

@@ -52,7 +52,10 @@ class PairDistance(keras.layers.Layer):
         return (input_shape[0][0], 1)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "distance": keras.saving.serialize_keras_object(self.distance)}
+        return {
+            **super().get_config(),
+            "distance": keras.saving.serialize_keras_object(self.distance),
+        }
 
 
 @keras.saving.register_keras_serializable(package="oneshot")
@@ -74,7 +77,10 @@ class EmbeddingDistance(keras.layers.Layer):
         return input_shape
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "distance": keras.saving.serialize_keras_object(self.distance)}
+        return {
+            **super().get_config(),
+            "distance": keras.saving.serialize_keras_object(self.distance),
+        }
 
 
 @keras.saving.register_keras_serializable(package="oneshot")

@@ -335,7 +335,6 @@ def test_tuning_run_uses_held_out_background_alphabets_and_logs_accuracy(tmp_pat
 
 
 def test_validation_alphabets_and_rotations_need_omniglot(tmp_path, data_dir):
-    from oneshot.training.setup import load_train_and_test
 
     with pytest.raises(ValueError, match="omniglot"):
         TripletRun(name="x", dataset="mnist", validation_alphabets=3)

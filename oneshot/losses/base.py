@@ -20,16 +20,14 @@ import tensorflow as tf
 
 from oneshot.distances import Distance, get_distance
 from oneshot.miners import get_miner
+from oneshot.miners.base import check_number
 from oneshot.reducers import MeanReducer, Reducer, get_reducer
 
 
 def check_margin(value: float, name: str = "margin") -> float:
-    """Return ``value`` as a float if it is a number >= 0 (NaN refused), else raise."""
-    if not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected a number >= 0. Received: {name}={value!r}"
-        )
-    return float(value)
+    """Return ``value`` as a float if it is a finite real number >= 0, else raise (the miners'
+    rule: numpy scalars pass; bools, NaN and infinity do not)."""
+    return check_number(name, value, minimum=0.0)
 
 
 def pair_values(matrix: tf.Tensor, i: tf.Tensor, j: tf.Tensor) -> tf.Tensor:
@@ -73,6 +71,8 @@ class MetricLoss(keras.losses.Loss):
     """
 
     default_reducer: type[Reducer] = MeanReducer
+    #: what the loss consumes: "triplets", "pairs" or "quadruplets" (a miner's ``tuples``)
+    tuples: str = ""
 
     def __init__(
         self,
@@ -86,6 +86,12 @@ class MetricLoss(keras.losses.Loss):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.distance = get_distance(distance)
         self.miner = None if miner is None else get_miner(miner)
+        if self.miner is not None and self.tuples and self.miner.tuples != self.tuples:
+            raise ValueError(
+                f"Invalid value for argument `miner`. {type(self).__name__} takes {self.tuples}; "
+                f"{self.miner!r} returns {self.miner.tuples or 'other tuples'}. Received: "
+                f"miner={miner!r}"
+            )
         self.reducer = get_reducer(reducer, self.default_reducer)
 
     def call(self, y_true, y_pred):
@@ -103,7 +109,11 @@ class MetricLoss(keras.losses.Loss):
 
     def mine(self, dist: tf.Tensor, labels: tf.Tensor) -> tuple:
         """The miner's tuples, or the loss's default tuples when it has no miner."""
-        return self.miner(dist, labels) if self.miner is not None else self.default_tuples(dist, labels)
+        return (
+            self.miner(dist, labels)
+            if self.miner is not None
+            else self.default_tuples(dist, labels)
+        )
 
     def default_tuples(self, dist: tf.Tensor, labels: tf.Tensor) -> tuple:  # pragma: no cover
         raise NotImplementedError
@@ -123,7 +133,7 @@ class MetricLoss(keras.losses.Loss):
         ser = keras.saving.serialize_keras_object
         return {
             **super().get_config(),
-            "dtype": self.dtype,  # keras.losses.Loss leaves it out (a float64 loss reloaded as float32)
+            "dtype": self.dtype,  # keras.losses.Loss omits it: float64 would reload as float32
             "distance": ser(self.distance),
             "miner": None if self.miner is None else ser(self.miner),
             "reducer": ser(self.reducer),

@@ -70,7 +70,8 @@ class PairContrastiveLoss(keras.losses.Loss):
         return contrastive_loss(y_true, y_pred, self.margin)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "margin": self.margin}
+        # keras.losses.Loss leaves out dtype (a float64 loss would reload as float32)
+        return {**super().get_config(), "dtype": self.dtype, "margin": self.margin}
 
 
 @keras.saving.register_keras_serializable(package="oneshot")
@@ -91,6 +92,8 @@ class ContrastiveLoss(MetricLoss):
     Reference: Hadsell, Chopra, LeCun, "Dimensionality Reduction by Learning an Invariant
     Mapping", CVPR 2006.
     """
+
+    tuples = "pairs"
 
     def __init__(
         self,
@@ -118,4 +121,8 @@ class ContrastiveLoss(MetricLoss):
         return self.reducer(losses, tf.concat([a1, a2], 0), batch_size)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "pos_margin": self.pos_margin, "neg_margin": self.neg_margin}
+        return {
+            **super().get_config(),
+            "pos_margin": self.pos_margin,
+            "neg_margin": self.neg_margin,
+        }

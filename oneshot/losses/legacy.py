@@ -49,7 +49,9 @@ class OnlineTripletLoss(TripletMarginLoss):
             "batch_all": (BatchAllMiner(margin=margin), MeanNonZeroReducer()),
             "semi_hard": (SemiHardMiner(margin=margin, fallback="hardest"), MeanReducer()),
         }[miner]
-        super().__init__(margin, soft_margin, distance, *pieces, name, reduction, kwargs.get("dtype"))
+        super().__init__(
+            margin, soft_margin, distance, *pieces, name, reduction, kwargs.get("dtype")
+        )
         self.miner_name = miner
 
     def get_config(self) -> dict[str, Any]:

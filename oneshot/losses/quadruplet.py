@@ -29,7 +29,6 @@ Fixes of the original experiment (see ``REFERENCE.md``):
 from __future__ import annotations
 
 import warnings
-
 from typing import Any
 
 import keras
@@ -166,8 +165,13 @@ class QuadrupletLoss(MetricLoss):
         if self.adaptive_margin:
             alpha1, alpha2 = adaptive_margins(dist, labels, self.w1, self.w2)
         else:
-            alpha1, alpha2 = tf.constant(self.alpha1, dist.dtype), tf.constant(self.alpha2, dist.dtype)
-        term1 = triplet_loss_from_distances(pair_values(dist, a, p), pair_values(dist, a, n), alpha1)
+            alpha1, alpha2 = (
+                tf.constant(self.alpha1, dist.dtype),
+                tf.constant(self.alpha2, dist.dtype),
+            )
+        term1 = triplet_loss_from_distances(
+            pair_values(dist, a, p), pair_values(dist, a, n), alpha1
+        )
         term2 = triplet_loss_from_distances(
             pair_values(dist, qa, qp), pair_values(dist, qn, qn2), alpha2
         )

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from oneshot.distances import Distance, get_distance
 from oneshot.losses.base import MetricLoss, check_embeddings, check_margin, pair_values
-from oneshot.miners import BatchAllMiner, BatchHardMiner, label_masks
+from oneshot.miners import BatchAllMiner, label_masks
 from oneshot.reducers import MeanNonZeroReducer, MeanReducer, get_reducer
 
 
@@ -78,6 +78,7 @@ class TripletMarginLoss(MetricLoss):
     """
 
     default_reducer = MeanNonZeroReducer
+    tuples = "triplets"
 
     def __init__(
         self,

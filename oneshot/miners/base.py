@@ -79,8 +79,12 @@ class Miner:
 
     Subclasses implement :meth:`mine` on a dissimilarity tensor and flat labels, and list their
     constructor arguments in :meth:`get_config`; equality, hashing and ``repr`` follow the
-    config, and ``keras.saving.serialize_keras_object`` saves them.
+    config, and ``keras.saving.serialize_keras_object`` saves them. ``tuples`` names what
+    they return ("triplets", "pairs" or "quadruplets"), so a loss can refuse a miner whose
+    tuples it cannot use.
     """
+
+    tuples: str = ""
 
     def __call__(self, dist: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, ...]:
         """Index tuples mined from ``dist`` (B, B), smaller = closer, and ``labels`` (B,)."""

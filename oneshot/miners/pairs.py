@@ -30,6 +30,8 @@ class HardPairMiner(Miner):
         row-major order.
     """
 
+    tuples = "pairs"
+
     def __init__(self, pos_margin: float | None = 0.0, neg_margin: float | None = 1.0) -> None:
         self.pos_margin = check_number("pos_margin", pos_margin, allow_none=True, minimum=None)
         self.neg_margin = check_number("neg_margin", neg_margin, allow_none=True, minimum=None)
@@ -71,6 +73,8 @@ class MultiSimilarityMiner(Miner):
         ``(a1, p, a2, n)`` int64: kept positive pairs (a1, p) and negative pairs (a2, n), each
         in row-major order.
     """
+
+    tuples = "pairs"
 
     def __init__(self, epsilon: float = 0.1) -> None:
         self.epsilon = check_number("epsilon", epsilon)

@@ -72,6 +72,8 @@ class QuadrupletMarginMiner(Miner):
         quadruplets, each in row-major order of the positive pairs.
     """
 
+    tuples = "quadruplets"
+
     def __init__(
         self,
         alpha1: float = 1.0,

@@ -40,6 +40,8 @@ class BatchHardMiner(Miner):
     [[0, 1, 2, 3], [1, 0, 3, 2], [2, 2, 1, 1]]
     """
 
+    tuples = "triplets"
+
     def mine(self, dist: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         # This exact op sequence reproduces the committed batch-hard runs bit for bit.
         positive, negative = label_masks(labels)
@@ -85,6 +87,8 @@ class BatchAllMiner(Miner):
         closest to farthest.
     """
 
+    tuples = "triplets"
+
     def __init__(self, margin: float | None = None) -> None:
         self.margin = check_number("margin", margin, allow_none=True, minimum=None)
 
@@ -127,6 +131,8 @@ class SemiHardMiner(Miner):
         ``(a, p, n)`` int64 (M,): one triplet per positive pair whose anchor has a negative,
         in row-major order of the pairs.
     """
+
+    tuples = "triplets"
 
     def __init__(self, margin: float = 0.2, fallback: str = "farthest") -> None:
         self.margin = check_number("margin", margin)
