@@ -288,7 +288,7 @@ def test_kill_9_then_resume_gives_the_uninterrupted_run(tmp_path, data_dir, make
 
     config = make_config()
     whole = train_run(config, tmp_path / "whole", data_dir, seed=11)
-    kill_at = int(np.random.default_rng().integers(2, config.steps))  # a random point
+    kill_at = int(np.random.default_rng().integers(2, config.steps + 1))  # a random step
     run_dir = tmp_path / "killed"
     done = subprocess.run(
         [sys.executable, "-c", KILLED_RUN, json.dumps(config.to_dict()), str(run_dir),
