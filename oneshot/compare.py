@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from oneshot.cli import UsageError, add_debug_flag, run_command
+
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 RETRIEVAL_NAMES = {
@@ -212,19 +214,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mean", action="store_true", help="add the mean and std over the runs (e.g. seeds)"
     )
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    missing = [str(d) for d in args.runs if not (d / HISTORY_FILE).exists()]
-    if missing:
-        print(
-            f"error: not run folders (no {HISTORY_FILE}): {', '.join(missing)}. "
-            "Pass folders like runs/mnist-triplet/triplet.",
-            file=sys.stderr,
-        )
-        return 2
-    compare_runs(args.runs, args.out)
-    print(metrics_table(args.runs, markdown=args.markdown, mean=args.mean))
-    print(f"\nloss curves: {args.out}")
-    return 0
+
+    def body() -> int:
+        missing = [str(d) for d in args.runs if not (d / HISTORY_FILE).exists()]
+        if missing:
+            raise UsageError(
+                f"not run folders (no {HISTORY_FILE}): {', '.join(missing)}. "
+                "Pass folders like runs/mnist-triplet/triplet."
+            )
+        try:
+            table = metrics_table(args.runs, markdown=args.markdown, mean=args.mean)
+        except (ValueError, KeyError, TypeError) as error:
+            raise UsageError(
+                f"unreadable {METRICS_FILE} or {HISTORY_FILE} in {', '.join(map(str, args.runs))}"
+                f" ({type(error).__name__}: {error}). Re-run python -m oneshot.train --resume, "
+                "or python -m oneshot.evaluate."
+            ) from error
+        compare_runs(args.runs, args.out)
+        print(table)
+        print(f"\nloss curves: {args.out}")
+        return 0
+
+    return run_command(body, debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,30 @@ class FolderLock:
         self._fd: int | None = None
         self._created: list[Path] = []
 
+    @staticmethod
+    def check_free(folder: str | Path, what: str = "run folder") -> None:
+        """Raise :class:`RunLockedError` if another process holds the lock of ``folder``;
+        writes nothing (a refused run must leave the folder as it was)."""
+        path = Path(folder) / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            probe = FolderLock(folder, what=what)
+            if not probe._lock_fd(fd):
+                probe._refuse(fd)
+        finally:
+            os.close(fd)  # also releases a probe lock we took
+
+    def _refuse(self, fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        owner = os.read(fd, 4096).decode(errors="replace").strip() or "unknown"
+        raise RunLockedError(
+            f"Another training is writing into the {self.what} {self.folder} ({owner}). Wait "
+            "for it to finish, or choose another --out."
+        )
+
     def acquire(self) -> FolderLock:
         missing = []
         for parent in (self.folder, *self.folder.parents):
@@ -74,11 +98,7 @@ class FolderLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 if not self._lock_fd(fd):
-                    owner = os.read(fd, 4096).decode(errors="replace").strip() or "unknown"
-                    raise RunLockedError(
-                        f"Another training is writing into the {self.what} {self.folder} "
-                        f"({owner}). Wait for it to finish, or choose another --out."
-                    )
+                    self._refuse(fd)
                 # the file may have been removed by its previous owner between open and lock
                 same = (
                     os.path.exists(self.path) and os.stat(self.path).st_ino == os.fstat(fd).st_ino

@@ -125,10 +125,12 @@ def check_run(
             strategy), against ``OUT/experiment.json``. Defaults to None.
 
     Raises:
+        RunLockedError: another process is training into the folder.
         OutputExistsError: the folder holds a run and neither ``resume`` nor ``overwrite`` is
             set, or ``resume`` asks for settings that differ from the stored run (named).
     """
     run_dir = Path(run_dir)
+    FolderLock.check_free(run_dir)  # a run in progress: say so, whatever the folder holds
     state = run_state(run_dir)
     if state == "absent":
         return "new"
