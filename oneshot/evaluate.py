@@ -145,6 +145,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1. Received: {args.episodes}.")
+    if args.cmc_trials < 1:
+        raise UsageError(f"--cmc-trials must be >= 1. Received: {args.cmc_trials}.")
     if args.shifts < 0:
         raise UsageError(f"--shifts must be >= 0. Received: {args.shifts}.")
     if args.validation_alphabets and (args.dataset, split) != ("omniglot", "background"):

@@ -145,7 +145,18 @@ def check_args(args: argparse.Namespace) -> Experiment:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return run_command(lambda: _train(args, argv), debug=args.debug)
+    try:
+        return run_command(lambda: _train(args, argv), debug=args.debug)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        out = args.out or Path("runs") / args.experiment
+        print(
+            f"\ninterrupted: the last completed chunk is kept; continue with the same command "
+            f"and --resume (run folder {out}).",
+            file=sys.stderr,
+        )
+        return 130
 
 
 def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
