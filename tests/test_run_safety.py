@@ -390,3 +390,27 @@ def test_evaluate_cli_reports_a_non_model_in_one_line(tmp_path, capsys):
     assert main(["--model", str(text), "--dataset", "mnist"]) == 2
     err = capsys.readouterr().err
     assert "text file" in err and "Traceback" not in err
+
+
+def test_overwrite_with_missing_data_keeps_the_old_run(tmp_path, capsys):
+    """--overwrite deletes the old run only once the new one can start (its data loaded)."""
+    from oneshot.train import main
+
+    out = tmp_path / "out"
+    run_dir = out / get_experiment("mnist-triplet").runs[0].name
+    run_dir.mkdir(parents=True)
+    for name, text in [("config.json", "{}"), ("model.keras", "old"), ("history.csv", "x")]:
+        (run_dir / name).write_text(text)
+    before = snapshot(out)
+    (tmp_path / "empty").mkdir()
+    argv = [
+        "--experiment",
+        "mnist-triplet",
+        "--out",
+        str(out),
+        "--data-dir",
+        str(tmp_path / "empty"),
+    ]
+    assert main([*argv, "--overwrite"]) == 2
+    assert "mnist.npz" in capsys.readouterr().err
+    assert snapshot(out) == before

@@ -237,14 +237,13 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
                   extra_callbacks, data) -> keras.Model:  # fmt: skip
     from oneshot.saving import load_model
 
-    if overwrite:
-        _clear_run_folder(run_dir)
     model_path = run_dir / MODEL_FILE
-    if resume and model_path.exists():
+    if resume and not overwrite and model_path.exists():
         return load_model(model_path)
-    train, test = data or load_train_and_test(config, data_dir)
-    if not resume:  # a new folder, or --overwrite
+    train, test = data or load_train_and_test(config, data_dir)  # a data error changes nothing
+    if overwrite or not resume:  # a new folder, or --overwrite
         _clear_run_folder(run_dir)
+        resume = False
     if not (run_dir / "config.json").exists():
         (run_dir / "config.json").write_text(
             json.dumps({**config.to_dict(), "seed": seed}, indent=2)
