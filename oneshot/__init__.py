@@ -25,3 +25,4 @@ __version__ = "0.2.0"
 # Register every serializable class (distances, miners, reducers, losses, layers, networks) so
 # that ``keras.saving.load_model`` works after ``import oneshot``.
 from oneshot import distances, losses, miners, models, networks, reducers  # noqa: E402,F401
+from oneshot.saving import load_model  # noqa: E402,F401  (says what a non-model file is)

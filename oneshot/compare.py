@@ -17,8 +17,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from oneshot.cli import UsageError, add_debug_flag, run_command
+
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
+RETRIEVAL_NAMES = {
+    "precision_at_1": "precision@1 (retrieval)",
+    "r_precision": "R-precision (retrieval)",
+    "map_at_r": "MAP@R (retrieval)",
+}
+# rows that are fractions of 1 (accuracies, rates) and shown in percent with percent=True
+_FRACTION_MARKERS = ("-shot", "TPR@", "rank-1", "(retrieval)")
 
 
 def read_history(run_dir: Path) -> dict[str, list[float]]:
@@ -79,9 +88,9 @@ def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
         out[f"CMC rank-1 ({report['cmc']['protocol'].get('n_classes')} classes)"] = report["cmc"][
             "rank1"
         ]
-    for key in ("precision_at_1", "r_precision", "map_at_r"):
+    for key, name in RETRIEVAL_NAMES.items():
         if key in report.get("retrieval", {}):
-            out[key] = report["retrieval"][key]
+            out[name] = report["retrieval"][key]
     if "accuracy" in report.get("mnist_transfer", {}):
         out["MNIST 10-way 1-shot (Omniglot-trained)"] = report["mnist_transfer"]["accuracy"]
     return out
@@ -102,15 +111,55 @@ def _run_columns(run_dirs: list[Path]) -> list[dict[str, float]]:
     return columns
 
 
-def metrics_table(run_dirs: list[Path], markdown: bool = False, mean: bool = False) -> str:
+def _in_percent(column: dict[str, float]) -> dict[str, float]:
+    """Accuracies and rates (fractions of 1) as percent, renamed ``... (%)``; the Lake error
+    is already in percent; AUC stays an area in [0, 1]."""
+    out = {}
+    for key, value in column.items():
+        if any(marker in key for marker in _FRACTION_MARKERS):
+            out[f"{key} (%)"] = 100.0 * value
+        else:
+            out[key] = value
+    return out
+
+
+def protocol_note(report: dict[str, Any]) -> str:
+    """One line naming the protocols behind a ``metrics.json`` report's headline numbers."""
+    parts = [f"{report.get('dataset')} {report.get('split')} split ({report.get('images')} "
+             f"images, {report.get('classes')} classes)"]  # fmt: skip
+    if report.get("nway"):
+        parts.append(f"N-way K-shot over {report['nway'][0]['protocol'].get('episodes')} episodes")
+    if "mean_error" in report.get("lake", {}):
+        parts.append("Lake: the 20 official 20-way 1-shot runs")
+    verification = report.get("verification", {})
+    if verification:
+        kinds = [
+            "class-balanced pairs" if kind == "balanced" else values["protocol"]["pairs"]
+            for kind, values in verification.items()
+        ]
+        parts.append("AUC and TPR at FPR 1e-3 on " + " and on ".join(kinds))
+    if "protocol" in report.get("cmc", {}):
+        parts.append(f"CMC over {report['cmc']['protocol'].get('n_classes')} classes")
+    if report.get("retrieval"):
+        parts.append("retrieval: each image against all the others")
+    return "; ".join(parts)
+
+
+def metrics_table(
+    run_dirs: list[Path], markdown: bool = False, mean: bool = False, percent: bool = False
+) -> str:
     """Headline metrics side by side: one row per metric, one column per run.
 
     Plain text for the terminal, or a Markdown table (``markdown=True``) for results/README.md.
     ``mean=True`` adds columns with the mean and the sample standard deviation over the runs
-    of each metric all of them report.
+    of each metric all of them report. ``percent=True`` shows accuracies and rates in percent
+    (one unit per kind of number: percent for accuracies and error rates, AUC in [0, 1]) and
+    ends with the protocols of the first run.
     """
     labels = run_labels(run_dirs)
     columns = _run_columns(run_dirs)
+    if percent:
+        columns = [_in_percent(c) for c in columns]
     keys = list(dict.fromkeys(k for c in columns for k in c))
     if mean and len(columns) > 1:
         shared = [k for k in keys if all(k in c for c in columns)]
@@ -124,7 +173,13 @@ def metrics_table(run_dirs: list[Path], markdown: bool = False, mean: bool = Fal
     def fmt(column: dict[str, float], key: str) -> str:
         if key not in column:
             return "-"
-        return f"{column[key]:.0f}" if key == "training steps" else f"{column[key]:.4f}"
+        if key == "training steps":
+            return f"{column[key]:.0f}"
+        if key.endswith("(%)"):
+            return f"{column[key]:.2f}"
+        return (
+            f"{column[key]:.1f}" if key == "training minutes" and percent else f"{column[key]:.4f}"
+        )
 
     if markdown:
         lines = ["| metric | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
@@ -134,6 +189,9 @@ def metrics_table(run_dirs: list[Path], markdown: bool = False, mean: bool = Fal
     cell = max(len(label) for label in labels) + 2
     lines = [" " * width + "".join(f"{label:>{cell}}" for label in labels)]
     lines += [f"{k:<{width}}" + "".join(f"{fmt(c, k):>{cell}}" for c in columns) for k in keys]
+    first = Path(run_dirs[0]) / METRICS_FILE
+    if percent and first.exists():
+        lines.append("protocols: " + protocol_note(json.loads(first.read_text())))
     return "\n".join(lines)
 
 
@@ -156,19 +214,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mean", action="store_true", help="add the mean and std over the runs (e.g. seeds)"
     )
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    missing = [str(d) for d in args.runs if not (d / HISTORY_FILE).exists()]
-    if missing:
-        print(
-            f"error: not run folders (no {HISTORY_FILE}): {', '.join(missing)}. "
-            "Pass folders like runs/mnist-triplet/triplet.",
-            file=sys.stderr,
-        )
-        return 2
-    compare_runs(args.runs, args.out)
-    print(metrics_table(args.runs, markdown=args.markdown, mean=args.mean))
-    print(f"\nloss curves: {args.out}")
-    return 0
+
+    def body() -> int:
+        missing = [str(d) for d in args.runs if not (d / HISTORY_FILE).exists()]
+        if missing:
+            raise UsageError(
+                f"not run folders (no {HISTORY_FILE}): {', '.join(missing)}. "
+                "Pass folders like runs/mnist-triplet/triplet."
+            )
+        try:
+            table = metrics_table(args.runs, markdown=args.markdown, mean=args.mean)
+        except (ValueError, KeyError, TypeError) as error:
+            raise UsageError(
+                f"unreadable {METRICS_FILE} or {HISTORY_FILE} in {', '.join(map(str, args.runs))}"
+                f" ({type(error).__name__}: {error}). Re-run python -m oneshot.train --resume, "
+                "or python -m oneshot.evaluate."
+            ) from error
+        compare_runs(args.runs, args.out)
+        print(table)
+        print(f"\nloss curves: {args.out}")
+        return 0
+
+    return run_command(body, debug=args.debug)
 
 
 if __name__ == "__main__":

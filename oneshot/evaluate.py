@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from oneshot.cli import UsageError, add_debug_flag, run_command
 from oneshot.evaluation.report import PROTOCOLS, check_protocols
 
 DATASETS = ("mnist", "omniglot")
@@ -27,10 +28,6 @@ SPLITS = {"mnist": ("train", "test"), "omniglot": ("background", "evaluation")}
 NATIVE_SIZE = {"mnist": 28, "omniglot": 105}
 # modules whose import registers the project's custom layers, losses and models
 _CUSTOM_OBJECT_MODULES = ("oneshot.networks", "oneshot.losses", "oneshot.models", "oneshot.miners")
-
-
-class UsageError(Exception):
-    """A problem with the command line the user can fix; printed without a traceback."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -95,11 +92,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, default=None, help="also write the JSON summary to this file"
     )
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
 def load_model(path: Path) -> Any:
-    """Load a ``.keras`` model, with the project's custom objects registered when available."""
+    """Load a ``.keras`` model, with the project's custom objects registered; a file that is
+    not a loadable model is a UsageError saying what the file is."""
     if not path.is_file():
         raise UsageError(
             f"Model file not found: {path}. Pass the model.keras written by python -m oneshot.train."
@@ -109,9 +108,9 @@ def load_model(path: Path) -> Any:
             importlib.import_module(module)
         except ImportError:  # a module not written yet: plain Keras models still load
             pass
-    import keras
+    from oneshot.saving import load_model as load
 
-    return keras.models.load_model(path, compile=False)
+    return load(path, compile=False)
 
 
 def model_image_size(scorer: Any) -> int | None:
@@ -146,6 +145,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1. Received: {args.episodes}.")
+    if args.cmc_trials < 1:
+        raise UsageError(f"--cmc-trials must be >= 1. Received: {args.cmc_trials}.")
     if args.shifts < 0:
         raise UsageError(f"--shifts must be >= 0. Received: {args.shifts}.")
     if args.validation_alphabets and (args.dataset, split) != ("omniglot", "background"):
@@ -195,17 +196,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
+
+    def body() -> int:
         summary = run(args)
-    except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    return 0
+        text = json.dumps(summary, indent=2)
+        print(text)
+        if args.out is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text + "\n")
+        return 0
+
+    return run_command(body, debug=args.debug)
 
 
 if __name__ == "__main__":

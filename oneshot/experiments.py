@@ -351,6 +351,15 @@ class EvalConfig:
     first_n_images: int = 3000
     mnist_transfer: bool = False  # Omniglot runs: also 10-way 1-shot on MNIST (Koch's test)
 
+    def __post_init__(self) -> None:
+        if self.episodes < 1:
+            _refuse("episodes", self.episodes, "a positive integer")
+        if not self.ways or min(self.ways) < 2:
+            _refuse("ways", self.ways, "N-way tasks with N >= 2")
+        for name in ("verification_pairs", "cmc_classes", "first_n_images"):
+            if getattr(self, name) < 2:
+                _refuse(name, getattr(self, name), "an integer >= 2")
+
 
 @dataclass(frozen=True)
 class Experiment:

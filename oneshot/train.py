@@ -1,10 +1,12 @@
 """Command line: train a named experiment and write its run folder.
 
     python -m oneshot.train --experiment mnist-triplet [--out DIR] [--data-dir D] [--steps N]
-        [--seed S] [--paper] [--resume] [--strategy none|mirrored|multiworker]
+        [--seed S] [--paper] [--resume] [--strategy none|mirrored|multiworker] [--debug]
 
 Each run of the experiment gets ``OUT/<run>/`` with ``config.json``, ``history.csv``,
 ``model.keras``, ``metrics.json`` and PNG plots; ``OUT/experiment.json`` records the command.
+Every argument is checked before any work; user and data errors are printed as one message
+(exit status 2), with the traceback only under ``--debug``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from oneshot.cli import UsageError, add_debug_flag, run_command
 from oneshot.experiments import EXPERIMENTS, Experiment, describe_experiments, get_experiment
 
 
@@ -85,6 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="CPU threads for TensorFlow ops (default: all cores); e.g. 1 to train two runs "
         "side by side on a 2-core machine",
     )
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -112,49 +116,84 @@ def build_experiment(args: argparse.Namespace) -> Experiment:
     return dataclasses.replace(experiment, runs=runs, evaluation=evaluation)
 
 
+def check_args(args: argparse.Namespace) -> Experiment:
+    """Every argument checked before any work: the experiment the command asks for, or a
+    UsageError naming the argument, what was expected and what arrived."""
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be >= 1. Received: {args.threads}")
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps must be >= 1. Received: {args.steps}")
+    if args.learning_rate is not None and not args.learning_rate > 0:  # also refuses NaN
+        raise UsageError(f"--learning-rate must be > 0. Received: {args.learning_rate}")
+    if args.episodes is not None and args.episodes < 1:
+        raise UsageError(f"--episodes must be >= 1. Received: {args.episodes}")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite exclude each other: pass one of them.")
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        raise UsageError(
+            f"--data-dir {args.data_dir} is not a folder. Pass a folder laid out like "
+            "mnist/mnist.npz, omniglot/*.zip (check it with python -m oneshot.data --check)."
+        )
+    out = args.out or Path("runs") / args.experiment
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file. Pass a folder.")
+    try:
+        return build_experiment(args)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        experiment = build_experiment(args)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return run_command(lambda: _train(args, argv), debug=args.debug)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        out = args.out or Path("runs") / args.experiment
+        print(
+            f"\ninterrupted: the last completed chunk is kept; continue with the same command "
+            f"and --resume (run folder {out}).",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
+    experiment = check_args(args)
     out = args.out or Path("runs") / args.experiment
 
     if args.threads is not None:
-        if args.threads < 1:
-            print(f"error: --threads must be >= 1. Received: {args.threads}", file=sys.stderr)
-            return 2
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
-    from oneshot.training.runner import OutputExistsError, run_experiment  # heavy imports
+    from oneshot.training.runner import run_experiment  # heavy imports
 
     command = "python -m oneshot.train " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    try:
-        summary = run_experiment(
-            experiment,
-            out,
-            data_dir=args.data_dir,
-            seed=args.seed,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            strategy=args.strategy,
-            evaluate=not args.no_eval,
-            command=command,
-        )
-    except OutputExistsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"summary: {out / 'summary.json'}")
+    summary = run_experiment(
+        experiment,
+        out,
+        data_dir=args.data_dir,
+        seed=args.seed,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        strategy=args.strategy,
+        evaluate=not args.no_eval,
+        command=command,
+    )
     for name, entry in summary["runs"].items():
-        print(f"{name}: {entry['steps']} steps in {entry['train_seconds']:.0f} s of training")
+        if name in {r.name for r in experiment.runs}:
+            print(
+                f"{name}: {entry['steps']} steps in {entry['train_seconds']:.0f} s of training, "
+                f"in {out / name}"
+            )
     if not args.no_eval:
         from oneshot.compare import metrics_table
 
-        print(metrics_table([out / r.name for r in experiment.runs]))
+        print(metrics_table([out / r.name for r in experiment.runs], percent=True))
+    print(f"run folder: {out}\nsummary: {out / 'summary.json'}")
     return 0
 
 

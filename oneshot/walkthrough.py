@@ -23,6 +23,7 @@ import dataclasses
 import io
 import json
 import os
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -274,7 +275,9 @@ def evaluate_scorers(
     logger, level = tf.get_logger(), tf.get_logger().level
     logger.setLevel("ERROR")  # predict() on several models warns about retracing; harmless here
     for name, scorer in scorers.items():
+        start = time.perf_counter()
         embeddings[name] = scorer.embed(data.images)
+        embed_seconds = time.perf_counter() - start
         reports[name] = evaluate_scorer(
             scorer,
             data.images,
@@ -285,6 +288,7 @@ def evaluate_scorers(
             alphabets=getattr(data, "alphabets", None),
             embeddings=embeddings[name],
             include_curves=True,
+            embed_seconds=embed_seconds,
             **options,
         )
     logger.setLevel(level)

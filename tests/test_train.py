@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 import subprocess
@@ -258,7 +260,10 @@ def cli_run(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("cli") / "contrastive-run"
     argv = ["--experiment", "mnist-siamese-contrastive", "--steps", "4", "--episodes", "50",
             "--out", str(out), "--data-dir", str(data_dir)]  # fmt: skip
-    assert main(argv) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(argv) == 0
+    (out / "printed.txt").write_text(printed.getvalue())  # for test_cli_final_summary_...
     return out, argv
 
 
@@ -284,6 +289,41 @@ def test_cli_refuses_to_overwrite_a_finished_run(cli_run, capsys):
     out, argv = cli_run
     assert main(argv) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_cli_refused_runs_leave_the_folder_byte_identical(cli_run, capsys):
+    """Other settings on a finished run: refused, and neither experiment.json nor the run's
+    metrics and summary are rewritten; --resume names the settings that differ."""
+    from oneshot.train import main
+
+    out, argv = cli_run
+    before = _snapshot(out)
+    assert main([*argv, "--steps", "50", "--seed", "3"]) == 2
+    assert "finished run" in capsys.readouterr().err
+    assert main([*argv, "--resume", "--steps", "50", "--seed", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "steps: the run has 4, this command asks for 50" in err
+    assert "seed: the run has 0, this command asks for 5" in err and "Traceback" not in err
+    assert main([*argv, "--resume", "--episodes", "60"]) == 2
+    assert "evaluation" in capsys.readouterr().err
+    assert _snapshot(out) == before
+
+
+def test_cli_final_summary_has_one_unit_per_kind_and_the_run_folder(cli_run):
+    out, _ = cli_run
+    printed = (out / "printed.txt").read_text()
+    assert f"run folder: {out}" in printed and str(out / "contrastive") in printed
+    assert "10-way 1-shot (%)" in printed and "MAP@R (retrieval) (%)" in printed
+    assert "precision_at_1" not in printed and "map_at_r" not in printed
+    assert "protocols: mnist test split" in printed
+    row = next(r for r in printed.splitlines() if r.startswith("10-way 1-shot (%)"))
+    assert 1.0 < float(row.split()[-1]) <= 100.0  # percent, not a fraction
+    metrics = json.loads((out / "contrastive" / "metrics.json").read_text())
+    assert metrics["seconds"]["embed"] > 1e-3  # measured, not the time of a cache lookup
 
 
 def test_compare_plots_and_tabulates_runs(cli_run, tmp_path, capsys):

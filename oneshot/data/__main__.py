@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cold", action="store_true", help="use a fresh temporary decoded cache (time decoding)"
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
     if not args.check:
         parser.print_help()
@@ -87,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check(args.data_dir)
     except DataError as error:
+        if args.debug:
+            raise
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return 2
     finally:
         if cold_dir:
             shutil.rmtree(cold_dir, ignore_errors=True)

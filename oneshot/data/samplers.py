@@ -292,6 +292,8 @@ def indices_to_dataset(
     augment: bool = False,
     seed: int | None = None,
     lookahead: bool = True,
+    skip: int = 0,
+    skip_indices: Callable[[], object] | None = None,
 ) -> tf.data.Dataset:
     """Dataset from a function returning index arrays per batch.
 
@@ -300,7 +302,15 @@ def indices_to_dataset(
     ``structure(*tensors)`` builds the element. With ``lookahead=False`` nothing is prepared
     ahead of time (sequential map, no prefetch): ``next_indices`` runs only when a batch is
     requested, which online-scored sampling (``oneshot.miners.HardBatchMiner``) needs.
+
+    ``skip`` fast-forwards the stream by that many batches, cheaply: the index batches are
+    drawn and discarded in numpy (by ``skip_indices()`` if given, else ``next_indices()``), no
+    image is gathered, and as many augmentation seeds are skipped. The dataset then yields
+    exactly what the same dataset with ``skip=0`` yields from its ``skip``-th batch on (what an
+    exact resume needs).
     """
+    for _ in range(skip):
+        (skip_indices or next_indices)()
     probe = next_indices()
     signature = tuple(tf.TensorSpec((None,), tf.as_dtype(np.asarray(x).dtype)) for x in probe)
     pending = [probe]
@@ -321,6 +331,8 @@ def indices_to_dataset(
     ds = ds.map(to_images, num_parallel_calls=parallel, deterministic=lookahead or None)
     if augment:
         seeds = tf.data.Dataset.random(seed=0 if seed is None else seed).batch(2)
+        if skip:
+            seeds = seeds.skip(skip)
         ds = tf.data.Dataset.zip((ds, seeds)).map(
             lambda arrays, s: tuple(
                 random_affine(x, s + 7 * i) if x.shape.rank == 4 else x
@@ -340,6 +352,7 @@ def pair_dataset(
     seed: int | None = None,
     steps: int | None = None,
     augment: bool = False,
+    skip: int = 0,
 ) -> tf.data.Dataset:
     """Balanced random pairs, elements ``((x1, x2), y)``; infinite unless ``steps`` is given.
 
@@ -355,6 +368,7 @@ def pair_dataset(
         steps,
         augment,
         seed,
+        skip=skip,
     )
 
 
@@ -365,6 +379,7 @@ def triplet_dataset(
     seed: int | None = None,
     steps: int | None = None,
     augment: bool = False,
+    skip: int = 0,
 ) -> tf.data.Dataset:
     """Random triplets, elements ``((a, p, n),)`` (inputs only, for a model adding its loss)."""
     index, rng = ClassIndex(labels), np.random.default_rng(seed)
@@ -375,6 +390,7 @@ def triplet_dataset(
         steps,
         augment,
         seed,
+        skip=skip,
     )
 
 
@@ -386,6 +402,7 @@ def quadruplet_dataset(
     steps: int | None = None,
     augment: bool = False,
     reproduce_original_bug: bool = False,
+    skip: int = 0,
 ) -> tf.data.Dataset:
     """Random quadruplets, elements ``((a, p, n, n2),)``; see ``sample_quadruplet_indices``
     for ``reproduce_original_bug``."""
@@ -397,6 +414,7 @@ def quadruplet_dataset(
         steps,
         augment,
         seed,
+        skip=skip,
     )
 
 
@@ -410,6 +428,7 @@ def pk_dataset(
     alphabets: np.ndarray | None = None,
     within_alphabet: bool = False,
     augment: bool = False,
+    skip: int = 0,
 ) -> tf.data.Dataset:
     """P x K class-balanced batches for online mining, elements ``(images, labels)``.
 
@@ -428,6 +447,7 @@ def pk_dataset(
             class about equally often; see ``sample_pk_indices``. Defaults to False, whose
             batches are unchanged for a given seed.
         augment: apply ``oneshot.data.augment.random_affine``. Defaults to False.
+        skip: batches to fast-forward (see ``indices_to_dataset``). Defaults to 0.
 
     Example:
         >>> ds = pk_dataset(images, labels, p=32, k=4, seed=0)
@@ -441,4 +461,6 @@ def pk_dataset(
         idx = sample_pk_indices(index, p, k, rng, within_alphabet)
         return idx, label_arr[idx].astype(np.int32)
 
-    return indices_to_dataset(next_indices, images, lambda x, y: (x, y), steps, augment, seed)
+    return indices_to_dataset(
+        next_indices, images, lambda x, y: (x, y), steps, augment, seed, skip=skip
+    )

@@ -194,19 +194,20 @@ def locate(key: str, data_dir: str | Path | None = None) -> Path:
         if explicit:
             source = "data_dir" if data_dir is not None else f"${ENV_DATA_DIR}"
             raise DataError(
-                f"Missing data file {path} (folder from {source}). Expected layout:\n{LAYOUT}\n"
-                f"Copy the missing file there, or point {ENV_DATA_DIR} / --data-dir at a folder "
-                f"that has it."
+                f"Copy {spec.relpath} into {root} (the folder from {source}), or point "
+                f"{ENV_DATA_DIR} / --data-dir at a folder that has it; then check the data with "
+                f"`python -m oneshot.data --check`. Missing data file: {path}. Expected layout:"
+                f"\n{LAYOUT}"
             )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path = download(spec.url, path)
         except Exception as error:  # offline, proxy, read-only home ...: one clear message
             raise DataError(
-                f"No local copy of {spec.relpath} in {root} and downloading {spec.url} failed "
-                f"({type(error).__name__}: {error}). On a machine without internet, set "
-                f"{ENV_DATA_DIR} (or pass --data-dir / data_dir=) to a folder laid out as:\n"
-                f"{LAYOUT}"
+                f"Set {ENV_DATA_DIR} (or pass --data-dir / data_dir=) to a folder holding the "
+                f"data and check it with `python -m oneshot.data --check`: there is no local "
+                f"copy of {spec.relpath} in {root} and downloading {spec.url} failed "
+                f"({type(error).__name__}: {error}). The folder is laid out as:\n{LAYOUT}"
             ) from error
     verify(path, key)
     return path

@@ -246,8 +246,17 @@ class HardBatchMiner:
         keep = select_hard(self.score(tuples), self.hardest, self.random, self.rng)
         return tuple(t[keep] for t in tuples)
 
-    def dataset(self, steps: int | None = None) -> tf.data.Dataset:
-        """Hard batches as a dataset of input tuples (see the class docstring)."""
+    def skip_one(self) -> None:
+        """Advance the random stream past one :meth:`mine` without scoring: the draws do not
+        depend on the scores (C candidates, then R positions among the C - H not hardest)."""
+        self.draw()
+        self.rng.choice(self.candidates - self.hardest, size=self.random, replace=False)
+
+    def dataset(self, steps: int | None = None, skip: int = 0) -> tf.data.Dataset:
+        """Hard batches as a dataset of input tuples (see the class docstring); ``skip``
+        fast-forwards the random stream by that many batches (:meth:`skip_one`), for a resumed
+        run whose model holds the weights it had at that point."""
         return indices_to_dataset(
-            self.mine, self.images, lambda *xs: (tuple(xs),), steps, lookahead=False
-        )
+            self.mine, self.images, lambda *xs: (tuple(xs),), steps, lookahead=False,
+            skip=skip, skip_indices=self.skip_one,
+        )  # fmt: skip

@@ -7,6 +7,7 @@ Writes ``metrics.json`` (every number with its protocol) and ``loss.png``, ``roc
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,9 @@ def assess_run(
     """Evaluate ``model`` on ``test`` with the experiment's protocols; write metrics and plots."""
     run_dir = Path(run_dir)
     scorer = Scorer.from_model(model, distance=config.eval_distance, shifts=config.test_shifts)
+    start = time.perf_counter()
     embeddings = scorer.embed(test.images)
+    embed_seconds = time.perf_counter() - start
     lake = None
     held_out = config.dataset == "omniglot" and not config.validation_alphabets
     if held_out and evaluation.lake_runs:
@@ -98,6 +101,7 @@ def assess_run(
         seed=seed,
         embeddings=embeddings,
         include_curves=True,
+        embed_seconds=embed_seconds,
     )
     if held_out and evaluation.mnist_transfer:
         report["mnist_transfer"] = mnist_transfer(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,13 +13,15 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
+from oneshot.cli import UsageError
+
 if TYPE_CHECKING:
     from oneshot.distances import Distance
 
 BACKUP_DIR = "backup"
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(UsageError, RuntimeError):
     """Raised after training stopped on a NaN or infinite loss."""
 
 
@@ -27,13 +30,16 @@ class StepLogger(keras.callbacks.Callback):
 
     One Keras epoch is ``steps_per_epoch`` optimisation steps, so ``history.csv`` (written by a
     CSVLogger placed *after* this callback) can be plotted against steps. ``seconds`` continues
-    across resumes from ``elapsed_before``.
+    across resumes from ``elapsed_before``. With ``total_steps``, the step of the last epoch is
+    capped at it (a last chunk shorter than ``steps_per_epoch``).
     """
 
-    def __init__(self, steps_per_epoch: int, elapsed_before: float = 0.0) -> None:
+    def __init__(self, steps_per_epoch: int, elapsed_before: float = 0.0,
+                 total_steps: int | None = None) -> None:  # fmt: skip
         super().__init__()
         self.steps_per_epoch = steps_per_epoch
         self.elapsed_before = elapsed_before
+        self.total_steps = total_steps
         self._start = 0.0
 
     def on_train_begin(self, logs=None):
@@ -42,7 +48,8 @@ class StepLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        logs["step"] = (epoch + 1) * self.steps_per_epoch
+        step = (epoch + 1) * self.steps_per_epoch
+        logs["step"] = step if self.total_steps is None else min(step, self.total_steps)
         # time spent by an EpisodeMonitor (placed before this callback) is not training time
         spent = time.perf_counter() - self._start - logs.get("monitor_seconds", 0.0)
         logs["seconds"] = round(self.elapsed_before + spent, 2)
@@ -140,24 +147,100 @@ class StopOnNaN(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def raise_if_diverged(self, out_dir: Path) -> None:
-        if self.bad_step is not None:
-            raise TrainingDivergedError(
-                f"The loss became NaN or infinite at step {self.bad_step}; training stopped. "
-                "Lower the learning rate (--learning-rate), check the margins of the loss, or "
-                f"resume from the last good checkpoint in {out_dir / BACKUP_DIR} with --resume "
-                "after changing the config."
+        """Raise :class:`TrainingDivergedError` naming the last good checkpoint in ``out_dir``
+        (kept: :class:`RunCheckpoint` does not save a diverged chunk), if the loss diverged."""
+        if self.bad_step is None:
+            return
+        advice = (
+            f"The loss became NaN or infinite at step {self.bad_step}; training stopped. "
+            "Lower the learning rate (--learning-rate) or check the margins of the loss, and "
+            "start again with --overwrite."
+        )
+        checkpoint = read_checkpoint(out_dir)
+        if checkpoint is None:
+            advice += " No chunk finished before it, so there is no checkpoint to keep."
+        else:
+            advice += (
+                f" The last good checkpoint (weights and optimizer state after step "
+                f"{checkpoint['step']}) is kept in {checkpoint['path']}; --resume continues "
+                "from it with the same settings."
             )
+        raise TrainingDivergedError(advice)
+
+
+CHECKPOINT_FILE = "training_metadata.json"
+
+
+def read_checkpoint(out_dir: Path) -> dict | None:
+    """The last checkpoint of an interrupted run in ``out_dir``: ``epoch`` (chunks done),
+    ``step`` (training steps done, which is also the number of batches the sampler produced),
+    ``weights`` (file name) and ``path`` (the weights file); None if there is none."""
+    backup = Path(out_dir) / BACKUP_DIR
+    meta = backup / CHECKPOINT_FILE
+    if not meta.exists():
+        return None
+    state = json.loads(meta.read_text())
+    if "weights" not in state:  # written by keras.callbacks.BackupAndRestore (oneshot 0.2)
+        state["weights"] = "latest.weights.h5"
+    state["path"] = backup / state["weights"]
+    if not state["path"].exists():
+        return None
+    return state
 
 
 def completed_epochs(out_dir: Path) -> int:
     """Epochs finished by an interrupted run in ``out_dir`` (0 if there is nothing to resume)."""
-    meta = Path(out_dir) / BACKUP_DIR / "training_metadata.json"
-    if not meta.exists():
-        return 0
-    return int(json.loads(meta.read_text())["epoch"])
+    checkpoint = read_checkpoint(out_dir)
+    return 0 if checkpoint is None else int(checkpoint["epoch"])
 
 
-def backup_callback(out_dir: Path) -> keras.callbacks.BackupAndRestore:
-    """Saves weights + optimizer state every epoch; on the next ``fit`` restores them and the
-    epoch counter, so an interrupted run continues where it stopped."""
-    return keras.callbacks.BackupAndRestore(str(Path(out_dir) / BACKUP_DIR), save_freq="epoch")
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Saves the weights and the optimizer state after every chunk (Keras epoch) into
+    ``backup/``, so that an interrupted run continues exactly where it stopped.
+
+    Each checkpoint is a new weights file ``epoch-NNNNNN.weights.h5``; then
+    ``training_metadata.json`` is replaced atomically to name it, with the chunk and the step;
+    then the older weights file is deleted. A process killed at any point thus leaves a complete
+    checkpoint. The sampler's state is the step: the training input is rebuilt from the run's
+    seed and fast-forwarded by that many batches (:func:`oneshot.training.setup.build_dataset`).
+    A chunk that ended on a NaN/inf loss (``stop_on_nan``) is not saved: the last good
+    checkpoint stays.
+
+    Place it after the callbacks that write ``history.csv``: a process killed between the two
+    then leaves a history row past the checkpoint, which the resume drops.
+    """
+
+    def __init__(self, out_dir: Path, log_every: int, steps: int,
+                 stop_on_nan: StopOnNaN | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self.backup = Path(out_dir) / BACKUP_DIR
+        self.log_every, self.steps, self.stop_on_nan = log_every, steps, stop_on_nan
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stop_on_nan is not None and self.stop_on_nan.bad_step is not None:
+            return
+        self.backup.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{epoch + 1:06d}.weights.h5"
+        self.model.save_weights(self.backup / name, overwrite=True)
+        step = min((epoch + 1) * self.log_every, self.steps)
+        state = {"epoch": epoch + 1, "step": step, "weights": name}
+        _write_atomic(self.backup / CHECKPOINT_FILE, json.dumps(state))
+        for old in self.backup.glob("*.weights.h5"):
+            if old.name != name:
+                old.unlink()
+
+
+def restore_checkpoint(model: keras.Model, checkpoint: dict) -> None:
+    """Load a :class:`RunCheckpoint` (weights and optimizer state) into the built ``model``."""
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(checkpoint["path"])

@@ -89,15 +89,19 @@ def build_model(config: RunConfig) -> keras.Model:
 
 
 def build_dataset(
-    config: RunConfig, model: keras.Model, train: LabelledImages, seed: int
+    config: RunConfig, model: keras.Model, train: LabelledImages, seed: int, skip: int = 0
 ) -> tf.data.Dataset:
     """Infinite training input for ``model`` (the kind's element structure), seeded.
 
     Hard batches are mined with what the built model trains with (its embedding network,
     learned metric, distance and squaring: ``HardBatchMiner.from_model``), so mining and the
     loss cannot disagree.
+
+    ``skip``: the stream starts at that batch, exactly as the stream with ``skip=0`` continues
+    after ``skip`` batches (a resumed run; for hard batches the model must already hold the
+    weights it had then, since the next batch is mined when the dataset is built).
     """
-    common = dict(seed=seed, augment=config.augment)
+    common = dict(seed=seed, augment=config.augment, skip=skip)
     if isinstance(config, OnlineRun):
         return pk_dataset(
             train.images,
@@ -122,7 +126,7 @@ def build_dataset(
             seed=seed,
             reproduce_original_bug=original,
         )
-        return miner.dataset()
+        return miner.dataset(skip=skip)
     if isinstance(config, TripletRun):
         return triplet_dataset(train.images, train.labels, config.batch_size, **common)
     return quadruplet_dataset(

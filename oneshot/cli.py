@@ -1,0 +1,41 @@
+"""What every command line shares: user errors printed as one message, ``--debug`` for the rest.
+
+A :class:`UsageError` (bad argument, missing or corrupt data, a run folder that refuses the
+run) is something the user can fix: the command prints ``error: <message>`` on stderr and exits
+with status 2, without a traceback. ``--debug`` raises it instead, with the full traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A problem with the command, its data or its output folder that the user can fix; the
+    command lines print its message without a traceback."""
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an error instead of a one-line message",
+    )
+
+
+def run_command(body: Callable[[], int], debug: bool = False) -> int:
+    """``body()``'s exit status; a user or data error becomes ``error: ...`` on stderr and
+    status 2 (raised as is with ``debug``)."""
+    from oneshot.data.sources import DataError
+
+    try:
+        return body()
+    except (UsageError, DataError) as error:
+        if debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
