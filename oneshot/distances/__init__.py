@@ -20,13 +20,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from oneshot.distances.base import Distance, safe_sqrt
 from oneshot.distances.lp import LpDistance
 from oneshot.distances.similarities import CosineSimilarity, DotProductSimilarity, RBFSimilarity
+from oneshot.pieces import resolve
 
 __all__ = [
     "DISTANCES",
@@ -56,26 +56,7 @@ DISTANCES = tuple(_BY_NAME)
 def get_distance(distance: str | Distance | dict[str, Any] | None) -> Distance:
     """A :class:`Distance` from an object, a legacy name (``DISTANCES``) or a Keras config dict;
     None gives the Euclidean distance."""
-    if distance is None:
-        return LpDistance()
-    if isinstance(distance, Distance):
-        return distance
-    if isinstance(distance, dict):
-        try:
-            obj = keras.saving.deserialize_keras_object(distance)
-        except (TypeError, ValueError, KeyError) as error:
-            raise ValueError(
-                "Invalid value for argument `distance`. Expected the Keras config of a "
-                f"oneshot.distances.Distance. Received: distance={distance!r} ({error})"
-            ) from error
-        if isinstance(obj, Distance):
-            return obj
-    if isinstance(distance, str) and distance in _BY_NAME:
-        return _BY_NAME[distance]()
-    raise ValueError(
-        "Invalid value for argument `distance`. Expected a oneshot.distances.Distance or one of "
-        f"{DISTANCES}. Received: distance={distance!r}"
-    )
+    return resolve(distance, Distance, _BY_NAME, "distance", default=LpDistance)
 
 
 def check_distance(distance: str | Distance) -> str | Distance:

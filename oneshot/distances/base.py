@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
+
+from oneshot.pieces import Piece, register  # noqa: F401 (register: used by the pieces)
 
 _EPS = 1e-12
 CHUNK_ELEMENTS = 1 << 24  # working-set budget (elements) of one block of a chunked computation
@@ -36,7 +37,7 @@ def safe_sqrt(squared: tf.Tensor) -> tf.Tensor:
     return tf.where(is_zero, tf.zeros_like(squared), root)
 
 
-class Distance:
+class Distance(Piece):
     """Base class: compare rows of embedding matrices.
 
     Subclasses implement :meth:`_pairwise` (a full (N, M) block) and :meth:`paired`, and set
@@ -97,20 +98,6 @@ class Distance:
     def get_config(self) -> dict[str, Any]:
         return {"normalize_embeddings": self.normalize_embeddings}
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Distance:
-        return cls(**config)
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
     # ----------------------------------------------------------------------------- internals
     def _prepare(self, x: tf.Tensor, dtype: tf.DType | None = None) -> tf.Tensor:
         x = tf.convert_to_tensor(x, dtype_hint=dtype)
@@ -163,8 +150,3 @@ def _set_diagonal(values: tf.Tensor, value: tf.Tensor | None, offset: int = 0) -
     shape = tf.shape(values)
     length = tf.maximum(tf.minimum(shape[0], shape[1] - offset), 0)
     return tf.linalg.set_diag(values, tf.fill([length], tf.cast(value, values.dtype)), k=offset)
-
-
-def register(cls: type) -> type:
-    """Register a distance class with Keras serialization under the "oneshot" package."""
-    return keras.saving.register_keras_serializable(package="oneshot")(cls)

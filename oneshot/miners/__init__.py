@@ -28,8 +28,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
-
 from oneshot.miners.base import Miner, label_masks, positive_pairs, sorted_negatives
 from oneshot.miners.offline import HardBatchMiner, quadruplet_hardness, select_hard
 from oneshot.miners.pairs import HardPairMiner, MultiSimilarityMiner
@@ -41,6 +39,7 @@ from oneshot.miners.triplets import (
     SemiHardMiner,
     _active_counts,  # noqa: F401  (used by the batch-all loss)
 )
+from oneshot.pieces import resolve
 
 __all__ = [
     "MINERS",
@@ -75,18 +74,4 @@ MINERS = {
 def get_miner(miner: str | Miner | dict[str, Any]) -> Miner:
     """A :class:`Miner` from an object, a name (``MINERS``, default arguments) or a Keras
     config dict (``keras.saving.serialize_keras_object(miner)``)."""
-    if isinstance(miner, Miner):
-        return miner
-    if isinstance(miner, dict):
-        try:
-            obj = keras.saving.deserialize_keras_object(miner)
-        except (TypeError, ValueError, KeyError):
-            obj = None
-        if isinstance(obj, Miner):
-            return obj
-    if isinstance(miner, str) and miner in MINERS:
-        return MINERS[miner]()
-    raise ValueError(
-        "Invalid value for argument `miner`. Expected a oneshot.miners.Miner or one of "
-        f"{tuple(MINERS)}. Received: miner={miner!r}"
-    )
+    return resolve(miner, Miner, MINERS, "miner")

@@ -21,14 +21,10 @@ from __future__ import annotations
 from numbers import Real
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-
-def register(cls: type) -> type:
-    """Register a miner class with Keras serialization under the "oneshot" package."""
-    return keras.saving.register_keras_serializable(package="oneshot")(cls)
+from oneshot.pieces import Piece, register  # noqa: F401 (register: used by the pieces)
 
 
 def check_number(
@@ -74,7 +70,7 @@ def positive_pairs(positive: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return pairs[:, 0], pairs[:, 1]
 
 
-class Miner:
+class Miner(Piece):
     """Base class of the online miners: ``miner(dist, labels)`` -> tuple of int64 indices.
 
     Subclasses implement :meth:`mine` on a dissimilarity tensor and flat labels, and list their
@@ -103,17 +99,3 @@ class Miner:
 
     def get_config(self) -> dict[str, Any]:
         return {}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Miner:
-        return cls(**config)
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"

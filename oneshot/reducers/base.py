@@ -11,16 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import tensorflow as tf
 
-
-def register(cls: type) -> type:
-    """Register a reducer class with Keras serialization under the "oneshot" package."""
-    return keras.saving.register_keras_serializable(package="oneshot")(cls)
+from oneshot.pieces import Piece, register  # noqa: F401 (register: used by the pieces)
 
 
-class Reducer:
+class Reducer(Piece):
     """Base class. Subclasses implement :meth:`scale` (and may override :meth:`__call__`)."""
 
     def __call__(self, losses: tf.Tensor, anchors: tf.Tensor, batch_size: tf.Tensor) -> tf.Tensor:
@@ -42,19 +38,6 @@ class Reducer:
 
     def get_config(self) -> dict[str, Any]:
         return {}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Reducer:
-        return cls(**config)
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self) -> int:
-        return hash(type(self).__name__)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
 
 
 def _count(values: tf.Tensor) -> tf.Tensor:
