@@ -27,6 +27,14 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def use_headless_backend() -> None:
+    """Draw with matplotlib's non-interactive Agg backend (the commands only write PNG files,
+    and may run on machines without a display). Call before anything imports pyplot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
 def run_command(body: Callable[[], int], debug: bool = False) -> int:
     """``body()``'s exit status; a user or data error becomes ``error: ...`` on stderr and
     status 2 (raised as is with ``debug``)."""

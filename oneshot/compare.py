@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from oneshot.cli import UsageError, add_debug_flag, run_command
+from oneshot.cli import UsageError, add_debug_flag, run_command, use_headless_backend
 
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
@@ -204,6 +204,7 @@ def compare_runs(run_dirs: list[Path], out: Path | None = None):
 
 
 def main(argv: list[str] | None = None) -> int:
+    use_headless_backend()
     parser = argparse.ArgumentParser(
         prog="python -m oneshot.compare",
         description="Loss curves of several runs on one figure, and their metrics side by side.",

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from oneshot.cli import UsageError, add_debug_flag, run_command
+from oneshot.cli import UsageError, add_debug_flag, run_command, use_headless_backend
 from oneshot.evaluation.report import PROTOCOLS, check_protocols
 
 DATASETS = ("mnist", "omniglot")
@@ -195,6 +195,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    use_headless_backend()
     args = parse_args(argv)
 
     def body() -> int:

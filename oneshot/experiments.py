@@ -3,7 +3,7 @@
 An :class:`Experiment` is one or more :class:`RunConfig` trained side by side (e.g. triplet vs
 quadruplet) and evaluated with the same protocols. Each experiment has a CPU-sized default
 (minutes on 2 cores) and a ``paper=True`` variant with the published networks, input sizes and
-iteration counts (see ``../shared/REFERENCE.md``).
+iteration counts (see ``docs/reference.md``).
 
 Faults of the original code are fixed by default (n2's class excluded from both a and n,
 reachable margins for the learned metric, consistent g in mining and loss, class-balanced ROC);

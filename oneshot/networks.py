@@ -5,7 +5,7 @@ builders and :meth:`oneshot.inference.Scorer.from_model` look for). Input: float
 (H, W, 1) in [0, 1], as made by :func:`oneshot.data.preprocess.to_model_input`.
 
 - :func:`eric_mnist`, :func:`eric_omniglot`: the networks of Eric Craeymeersch's MNIST and
-  Omniglot triplet/quadruplet experiments (see ``REFERENCE.md``), exact parameter counts.
+  Omniglot triplet/quadruplet experiments (see ``docs/reference.md``), exact parameter counts.
 - :func:`koch`: the siamese convnet of Koch et al. (2015).
 - :func:`conv4`: the compact default, fast on a CPU; our recommended network.
 - :func:`metric_network`: the quadruplet model's learned metric, named ``"metric"``.

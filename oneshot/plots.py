@@ -1,7 +1,9 @@
 """Every figure of the project (plotting only: the numbers come from ``oneshot.evaluation``).
 
 Each function returns its matplotlib Figure and, given ``path``, also saves it as a PNG.
-Matplotlib runs on the non-interactive Agg backend, so plots work on headless machines.
+Importing this module leaves the matplotlib backend alone (a notebook keeps its inline or
+interactive one); the command lines choose the headless Agg backend themselves
+(:func:`oneshot.cli.use_headless_backend`).
 """
 
 from __future__ import annotations
@@ -10,12 +12,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
 PROJECTIONS = ("pca", "tsne")
 

@@ -17,7 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from oneshot.cli import UsageError, add_debug_flag, run_command
+from oneshot.cli import UsageError, add_debug_flag, run_command, use_headless_backend
 from oneshot.experiments import EXPERIMENTS, Experiment, describe_experiments, get_experiment
 
 
@@ -144,6 +144,7 @@ def check_args(args: argparse.Namespace) -> Experiment:
 
 
 def main(argv: list[str] | None = None) -> int:
+    use_headless_backend()
     args = parse_args(argv)
     try:
         return run_command(lambda: _train(args, argv), debug=args.debug)

@@ -114,3 +114,19 @@ def test_loss_curves(tmp_path):
     check_png(fig, path)
     lines = fig.axes[0].get_lines()
     assert len(lines) == 2 and list(lines[0].get_xdata()) == [100.0, 200.0, 300.0]
+
+
+def test_importing_plots_leaves_the_backend_alone():
+    """A notebook's backend (inline, widget...) survives ``import oneshot.plots``; only the
+    command lines switch to Agg."""
+    import subprocess
+    import sys
+
+    code = (
+        "import matplotlib; matplotlib.use('svg')\n"
+        "import oneshot.plots\n"
+        "print(matplotlib.get_backend())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "svg"

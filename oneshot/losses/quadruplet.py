@@ -10,7 +10,7 @@ everywhere: ``alpha1``, ``alpha2``, ``adaptive_margin`` with weights ``w1``, ``w
 (:func:`oneshot.losses.triplet.triplet_loss_from_distances`). :class:`QuadrupletLoss` mines the
 quadruplets of a batch; :class:`QuadrupletLossLayer` is the offline quadruplet model's layer.
 
-Fixes of the original experiment (see ``REFERENCE.md``):
+Fixes of the original experiment (see ``docs/reference.md``):
 
 - One quantity everywhere: ``squared`` says whether the loss uses ``g^2`` (the paper, default)
   or ``g``; :func:`quadruplet_hardness` scores quadruplets for mining with the SAME choice (the
