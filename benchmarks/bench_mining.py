@@ -1,7 +1,7 @@
 """Cost of online mining: training-step time with each miner, mining share, peak memory.
 
-    python benchmarks/bench_mining.py [--batch-sizes 64,128,256,512,1024]
-                                      [--out results/benchmarks/mining.txt]
+    python benchmarks/bench_mining.py [--batch-sizes 64,128,256,512,1024] [--repeats 5]
+                                      [--quick] [--out results/benchmarks/mining.txt]
 
 For each batch size B (P x K layout, K = 4, random labels and random 28x28 images):
 
@@ -20,7 +20,9 @@ For each batch size B (P x K layout, K = 4, random labels and random 28x28 image
 - ``step MB``: the same peak-RSS measure around the timed training steps (in the timing
   process, so memory the allocator kept from earlier runs is not counted again).
 
-Timings are medians after warm-up; the machine is shared, so they carry noise.
+Timings are medians after warm-up; the machine may be shared, so they carry noise (the header
+records the load average). ``--quick`` (smoke test): B = 16 (and the ``naive_b3`` row at 16), one
+warm-up and one timed step, and the fresh processes run side by side (their numbers mean little).
 """
 
 from __future__ import annotations
@@ -28,8 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,7 +37,15 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # measure.py
-from measure import median_seconds, peak_since_mb, reset_peak  # noqa: E402
+from measure import (  # noqa: E402
+    finish_fresh,
+    header,
+    median_seconds,
+    peak_since_mb,
+    reset_peak,
+    start_fresh,
+    write_table,
+)
 
 K = 4
 DIM = 64
@@ -189,20 +197,26 @@ def memory_probe(name: str, sizes: list[int]) -> None:
     print(json.dumps(out))
 
 
-def memory_all(sizes: list[int], naive_sizes: list[int]) -> dict:
+def memory_all(sizes: list[int], naive_sizes: list[int], together: bool = False) -> dict:
+    """Extra peak MB of the loss alone for every (loss, B), in a fresh process per loss
+    (``together``: all processes at once, for the smoke test)."""
+    jobs = [(n, sizes) for n in LOSSES if sizes] + (
+        [("naive_b3", naive_sizes)] if naive_sizes else []
+    )
+
+    def start(name, bs):
+        return start_fresh(__file__, ["--_probe", name, "--batch-sizes", ",".join(map(str, bs))])
+
+    started = [start(*job) for job in jobs] if together else []
     results = {}
-    for name, bs in [(n, sizes) for n in LOSSES] + [("naive_b3", naive_sizes)]:
-        if not bs:
-            continue
-        cmd = [sys.executable, __file__, "--_probe", name, "--batch-sizes", ",".join(map(str, bs))]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        for b, mb in json.loads(out.strip().splitlines()[-1]).items():
+    for i, (name, bs) in enumerate(jobs):
+        for b, mb in finish_fresh(started[i] if together else start(name, bs)).items():
             results[(name, int(b))] = mb
         print(f"  memory {name}: done", flush=True)
     return results
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", default="64,128,256,512,1024")
     parser.add_argument("--out", default="results/benchmarks/mining.txt")
@@ -213,30 +227,36 @@ def main() -> None:
         default="128,256,512",
         help="sizes for the (B, B, B) control row ('' to skip)",
     )
+    parser.add_argument("--quick", action="store_true", help="smoke test: tiny and fast")
     parser.add_argument("--_probe", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.batch_sizes, args.naive_sizes, args.warmup, args.repeats = "16", "16", 1, 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> str:
+    """Run the benchmark; write and return the text table."""
+    args = parse_args(argv)
     sizes = [int(s) for s in args.batch_sizes.split(",") if s]
     if args._probe:
         memory_probe(args._probe, sizes)
-        return
+        return ""
     if any(b % K or b < 2 * K for b in sizes):
         raise ValueError(
             f"Invalid value for `--batch-sizes`: each must be a multiple of {K} "
             f"and >= {2 * K}. Received {sizes}."
         )
     naive = [int(s) for s in args.naive_sizes.split(",") if s]
+    started = time.perf_counter()
     print("timing ...", flush=True)
     times = time_all(sizes, args.warmup, args.repeats)
     print("memory ...", flush=True)
-    memory = memory_all(sizes, naive)
+    memory = memory_all(sizes, naive, together=args.quick)
 
-    import tensorflow as tf
-
+    command = sys.argv[1:] if argv is None else argv
     lines = [
-        "# " + " ".join(["python", "benchmarks/bench_mining.py"] + sys.argv[1:]),
-        f"# {time.strftime('%Y-%m-%d %H:%M')}  {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}; load average at the end "
-        f"{os.getloadavg()[0]:.1f} (shared machine: timings taken with other work running)",
+        *header("bench_mining.py", command, time.perf_counter() - started),
         f"# conv4 width {WIDTH}, embedding {DIM}, 28x28 inputs, P x K with K = {K}; medians of "
         f"{args.repeats} steps after {args.warmup} warm-up steps; tf.function-compiled",
         "# step ms: whole training step; loss ms: distances + mining + loss + gradient on the",
@@ -257,10 +277,7 @@ def main() -> None:
                 f" {step_mb:8.1f}"
             )
         lines.append("")
-    text = "\n".join(lines)
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n")
+    return write_table("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,20 @@
-"""What the benchmark scripts share: thread settings, median timings, peak resident memory.
+"""What the benchmark scripts share: thread settings, timings (medians of calls, of ``model.fit``
+epochs, of hand-written loops), peak resident memory, fresh processes, the table header and output.
 
 Imported by the scripts of this folder (``python benchmarks/NAME.py`` puts the folder on the path).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def set_threads(threads: int) -> None:
@@ -74,3 +79,85 @@ def header(script: str, argv: list[str], wall_seconds: float) -> list[str]:
         f"{threads or 'default'}; load average at the end {os.getloadavg()[0]:.1f}; "
         f"wall time {wall_seconds / 60:.1f} min",
     ]
+
+
+def with_threads(dataset, threads: int):
+    """Limit a tf.data pipeline's private thread pool to ``threads`` (0: unchanged)."""
+    import tensorflow as tf
+
+    if threads <= 0:
+        return dataset
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = threads
+    return dataset.with_options(options)
+
+
+def _epoch_timer():
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        """Wall time of every epoch (an epoch = ``steps`` steps; logs are synced at its end)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.seconds: list[float] = []
+            self._start = 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._start)
+
+    return EpochTimer()
+
+
+def time_fit(model, dataset, steps: int, repeats: int) -> float:
+    """Median seconds per step of ``model.fit``: 1 warm-up epoch + ``repeats`` epochs of
+    ``steps`` steps."""
+    timer = _epoch_timer()
+    model.fit(
+        dataset,
+        epochs=1 + repeats,
+        steps_per_epoch=steps,
+        verbose=0,
+        callbacks=[timer],
+        shuffle=False,  # as the runner: the samplers already draw at random
+    )
+    return statistics.median(timer.seconds[1:]) / steps
+
+
+def time_loop(step, batches, steps: int, repeats: int) -> float:
+    """Median seconds per step of a hand-written loop ``step(*batch)``: 1 warm-up chunk +
+    ``repeats`` chunks of ``steps`` steps, cycling through ``batches``."""
+    chunks = []
+    for chunk in range(1 + repeats):
+        start = time.perf_counter()
+        for i in range(steps):
+            loss = step(*batches[(chunk * steps + i) % len(batches)])
+        loss.numpy()  # wait for the chunk's last step
+        chunks.append((time.perf_counter() - start) / steps)
+    return statistics.median(chunks[1:])
+
+
+def start_fresh(script: str, args: list[str]) -> tuple[list[str], subprocess.Popen]:
+    """Start ``python script *args`` in a fresh process (its stdout's last line is JSON)."""
+    cmd = [sys.executable, script, *args]
+    return cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_fresh(started: tuple[list[str], subprocess.Popen]) -> dict:
+    """Wait for a process of :func:`start_fresh`; return the JSON it printed last."""
+    cmd, proc = started
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def write_table(text: str, out: str | Path) -> str:
+    """Print the table, write it to ``out`` (folders created) and return it."""
+    print(text)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text + "\n")
+    return text

@@ -86,7 +86,7 @@ def test_bad_thresholds_name_the_option(tta):
         tta.parse_thresholds("70,80")
 
 
-# ------------------------------------------------------------------- bench_training, evaluation
+# ------------------------------------------------- throughput, models, memory, evaluation
 
 
 @pytest.fixture
@@ -107,25 +107,57 @@ def table_rows(text: str, first_words: set[str]) -> dict[str, list[str]]:
     return rows
 
 
-def test_bench_training_quick(data_dir, tmp_path, started_tensorflow):
-    """Every table-1 path, the four model kinds and one memory row, all with numbers."""
-    bench = load_script("bench_training")
-    out = tmp_path / "training.txt"
+def number_cells(cells: list[str]) -> bool:
+    return all(
+        re.fullmatch(NUMBER, c.replace(",", "")) and float(c.replace(",", "")) > 0 for c in cells
+    )
+
+
+def run_quick(name: str, data_dir, tmp_path) -> tuple[object, str]:
+    """Run ``benchmarks/<name>.py --quick`` into tmp_path; check the file and the header."""
+    bench = load_script(name)
+    out = tmp_path / f"{name}.txt"
     text = bench.main(["--quick", "--threads", "1", "--data-dir", str(data_dir), "--out", str(out)])
     assert out.read_text() == text + "\n"
-    assert text.startswith("# python benchmarks/bench_training.py --quick")
+    assert text.startswith(f"# python benchmarks/{name}.py --quick")
     assert "TensorFlow" in text and "load average" in text
-    headline = table_rows(text, set(bench.HEADLINE_PATHS))
-    assert set(headline) == set(bench.HEADLINE_PATHS)
-    for cells in headline.values():  # images/s, step ms, vs plain
-        assert len(cells) == 3 and all(re.fullmatch(NUMBER, c) and float(c) > 0 for c in cells)
-    assert headline[bench.REFERENCE][2] == "1.00"
+    return bench, text
+
+
+def test_bench_throughput_quick(data_dir, tmp_path, started_tensorflow):
+    """Every path (the determinism one from its fresh process), all with numbers."""
+    bench, text = run_quick("bench_throughput", data_dir, tmp_path)
+    rows = table_rows(text, set(bench.PATHS))
+    assert list(rows) == [p for p in bench.PATHS if p in rows] and set(rows) == set(bench.PATHS)
+    for cells in rows.values():  # images/s, step ms, vs plain
+        assert len(cells) == 3 and number_cells(cells)
+    assert rows[bench.REFERENCE][2] == "1.00"
+    assert "P x K = 8 x 4 = 32" in text
+
+
+def test_bench_models_quick(data_dir, tmp_path, started_tensorflow):
+    """conv4w32@28 in the four model kinds, with their images per step and numbers."""
+    bench, text = run_quick("bench_models", data_dir, tmp_path)
     grid = [line.split() for line in text.splitlines() if line.startswith("conv4w32@28 ")]
     assert [row[2] for row in grid] == list(bench.KINDS)
     assert [row[3] for row in grid] == ["128", "96", "128", "128"]
-    assert all(float(row[-1]) > 0 for row in grid)
-    memory = text.split("## 3.")[1].splitlines()[-1].split()
-    assert memory[:2] == ["fit", "32"] and float(memory[2]) > 100  # TensorFlow alone is more
+    assert all(number_cells(row[4:]) for row in grid)
+
+
+def test_bench_memory_quick(data_dir, tmp_path, started_tensorflow):
+    """One row, fit at B = 32, measured in a fresh process."""
+    _, text = run_quick("bench_memory", data_dir, tmp_path)
+    memory = text.splitlines()[-1].split()
+    assert memory[:2] == ["fit", "32"] and number_cells(memory[2:])
+    assert float(memory[2]) > 100  # TensorFlow alone is more
+    assert float(memory[3]) < float(memory[2])
+
+
+def test_reference_step_refuses_unknown_variant():
+    """The reference step names the argument and the choices."""
+    reference = load_script("reference_step")
+    with pytest.raises(ValueError, match="`variant`"):
+        reference.reference_step("keras", 28)
 
 
 def test_bench_evaluation_quick(data_dir, tmp_path, started_tensorflow):
@@ -152,3 +184,19 @@ def test_bench_evaluation_quick(data_dir, tmp_path, started_tensorflow):
     assert rows[0][-5] == "920"  # two alphabets: 46 characters x 20 drawers
     assert rows[7][-5] == str(500 * 499 // 2)
     assert all(float(row[-1]) > 0 for row in rows)
+
+
+def test_bench_mining_quick(tmp_path, started_tensorflow):
+    """A row per loss at B = 16 with step, loss-alone and memory numbers; the naive (B, B, B)
+    control has memory only (it is not timed)."""
+    bench = load_script("bench_mining")
+    out = tmp_path / "mining.txt"
+    text = bench.main(["--quick", "--out", str(out)])
+    assert out.read_text() == text + "\n"
+    assert text.startswith("# python benchmarks/bench_mining.py --quick")
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()[8:] if line}
+    assert list(rows) == [*bench.LOSSES, "naive_b3"]
+    for name in bench.LOSSES:
+        assert rows[name][0] == "16" and number_cells(rows[name][1:3])  # step ms, loss ms
+        assert all(re.fullmatch(NUMBER, c) for c in rows[name][4:])  # MB: 0.0 at B = 16
+    assert rows["naive_b3"][1:3] == ["nan", "nan"] and re.fullmatch(NUMBER, rows["naive_b3"][4])
