@@ -18,8 +18,8 @@ itself adds). Paths: ``fit`` (the project's ``model.fit`` on ``pk_dataset``) and
 ``--quick`` (smoke test): ``fit`` at B = 32, 2 steps. ``--threads N`` sets TensorFlow's threads
 and the tf.data private thread pool; 0 keeps TensorFlow's defaults.
 
-Table 3 of ``results/benchmarks/training.txt`` (written by the former ``bench_training.py``)
-is this table.
+Output committed as ``results/benchmarks/memory.txt`` (formerly table 3 of ``training.txt``,
+written by ``bench_training.py``, which this file replaces).
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ warm-up epoch (tracing). ``--quick`` (smoke test): conv4w32@28 only, epochs of 2
 pool; 0 keeps TensorFlow's defaults. The machine may be shared: the header records the load
 average.
 
-Table 2 of ``results/benchmarks/training.txt`` (written by the former ``bench_training.py``)
-is this table.
+Output committed as ``results/benchmarks/models.txt`` (formerly table 2 of ``training.txt``,
+written by ``bench_training.py``, which this file replaces).
 """
 
 from __future__ import annotations

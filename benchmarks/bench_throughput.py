@@ -28,8 +28,8 @@ timings (so its numbers mean nothing). ``--threads N`` sets TensorFlow's intra- 
 threads and the tf.data private thread pool; 0 keeps TensorFlow's defaults. The machine may be
 shared: the header records the load average.
 
-Table 1 of ``results/benchmarks/training.txt`` (written by the former ``bench_training.py``)
-is this table.
+Output committed as ``results/benchmarks/throughput.txt`` (formerly table 1 of ``training.txt``,
+written by ``bench_training.py``, which this file replaces).
 """
 
 from __future__ import annotations
