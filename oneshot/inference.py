@@ -12,7 +12,12 @@ import numpy as np
 import tensorflow as tf
 
 from oneshot.data.preprocess import to_model_input
-from oneshot.distances import Distance, get_distance
+from oneshot.distances import (
+    Distance,
+    get_distance,
+    paired_distances,
+    pairwise_dissimilarity_numpy,
+)
 
 EMBEDDING_LAYER = "embedding"
 METRIC_LAYER = "metric"
@@ -107,8 +112,7 @@ class Scorer:
     def paired(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Distances (N,) between matching rows of two embedding arrays."""
         if not self.uses_learned_metric:
-            d = self.distance
-            return np.asarray(d.dissimilarity(d.paired(a, b)), np.float32)
+            return np.asarray(paired_distances(a, b, self.distance), np.float32)
         a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
         head = self._compiled("_head")
         parts = [
@@ -121,8 +125,7 @@ class Scorer:
         """Distance matrix (Na, Nb) between all rows of ``a`` and all rows of ``b`` (default ``a``)."""
         b = a if b is None else b
         if not self.uses_learned_metric:
-            values = self.distance.pairwise_numpy(a, b)
-            return np.asarray(self.distance.dissimilarity(values), np.float32)
+            return pairwise_dissimilarity_numpy(a, b, self.distance)
         a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
         out = np.empty((len(a), len(b)), dtype=np.float32)
         rows_per_chunk = max(1, self._CHUNK // max(len(b), 1))

@@ -37,10 +37,8 @@ import tensorflow as tf
 from oneshot.distances import Distance
 from oneshot.losses.base import MetricLoss, check_margin, pair_values
 from oneshot.losses.triplet import triplet_loss_from_distances
-from oneshot.miners import QuadrupletMarginMiner, adaptive_margins, get_miner
+from oneshot.miners import QuadrupletMarginMiner, get_miner
 from oneshot.reducers import get_reducer
-
-ADAPTIVE_WEIGHTS = (1.0, 0.5)
 
 
 def check_quadruplet_margins(
@@ -162,13 +160,7 @@ class QuadrupletLoss(MetricLoss):
 
     def per_sample(self, dist, labels, indices, batch_size):
         (a, p, n), (qa, qp, qn, qn2) = indices
-        if self.adaptive_margin:
-            alpha1, alpha2 = adaptive_margins(dist, labels, self.w1, self.w2)
-        else:
-            alpha1, alpha2 = (
-                tf.constant(self.alpha1, dist.dtype),
-                tf.constant(self.alpha2, dist.dtype),
-            )
+        alpha1, alpha2 = self.miner.margins(dist, labels)  # the margins it mined with
         term1 = triplet_loss_from_distances(
             pair_values(dist, a, p), pair_values(dist, a, n), alpha1
         )

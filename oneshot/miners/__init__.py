@@ -37,7 +37,6 @@ from oneshot.miners.triplets import (
     BatchAllMiner,
     BatchHardMiner,
     SemiHardMiner,
-    _active_counts,  # noqa: F401  (used by the batch-all loss)
 )
 from oneshot.pieces import resolve
 

@@ -54,21 +54,6 @@ class BatchHardMiner(Miner):
         return a, tf.gather(p, a), tf.gather(n, a)
 
 
-def _active_counts(dist: tf.Tensor, labels: tf.Tensor, margin: float):
-    """For every pair (a, j): how many negatives n of a have ``d_an < d_aj + margin``, and the
-    (differentiable) sum of those d_an, in O(B^2). Returns ``(positive, counts, sums)``, all
-    (B, B); the batch-all loss uses it to average over active triplets without listing them."""
-    positive, negative = label_masks(labels)
-    values, order = sorted_negatives(dist, negative)
-    thresholds = tf.stop_gradient(dist) + margin
-    counts = tf.searchsorted(values, thresholds, side="left")  # strictly below the threshold
-    neg_sorted = tf.gather(negative, order, batch_dims=1)
-    grad_values = tf.where(neg_sorted, tf.gather(dist, order, batch_dims=1), tf.zeros_like(dist))
-    cumsum = tf.concat([tf.zeros_like(dist[:, :1]), tf.cumsum(grad_values, axis=1)], axis=1)
-    sums = tf.gather(cumsum, counts, batch_dims=1)
-    return positive, counts, sums
-
-
 @register
 class BatchAllMiner(Miner):
     """Every valid triplet, or only the active ones ``d_an < d_ap + margin`` (Hermans 2017).

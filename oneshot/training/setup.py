@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import keras
@@ -136,7 +135,3 @@ def build_dataset(
         reproduce_original_bug=original,
         **common,
     )
-
-
-def with_steps(config: RunConfig, steps: int) -> RunConfig:
-    return dataclasses.replace(config, steps=steps)
