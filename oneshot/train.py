@@ -191,7 +191,7 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
                 f"in {out / name}"
             )
     if not args.no_eval:
-        from oneshot.compare import metrics_table
+        from oneshot.runs import metrics_table
 
         print(metrics_table([out / r.name for r in experiment.runs], percent=True))
     print(f"run folder: {out}\nsummary: {out / 'summary.json'}")

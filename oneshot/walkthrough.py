@@ -36,7 +36,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import oneshot
-from oneshot.compare import headline_metrics, read_history
+from oneshot.runs import headline_metrics, read_history
 from oneshot.data.datasets import LabelledImages
 from oneshot.evaluation import OneShotResult, nway_accuracy
 from oneshot.experiments import RunConfig

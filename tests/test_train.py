@@ -393,7 +393,7 @@ def test_compare_mean_over_seeds(cli_run, tmp_path):
     """--mean adds the mean and std of each metric over the runs (the seeds of one config)."""
     import shutil
 
-    from oneshot.compare import metrics_table
+    from oneshot.runs import metrics_table
 
     out, _ = cli_run
     first = out / "contrastive"
@@ -412,7 +412,7 @@ def test_compare_mean_over_seeds(cli_run, tmp_path):
 
 
 def test_run_labels_grow_until_they_differ(tmp_path):
-    from oneshot.compare import run_labels
+    from oneshot.runs import run_labels
 
     same = [tmp_path / "best" / "seed0" / "run", tmp_path / "best-2cores" / "seed0" / "run"]
     assert run_labels(same) == ["best/seed0/run", "best-2cores/seed0/run"]

@@ -21,10 +21,18 @@ from oneshot.evaluation.lake import (
     modified_hausdorff,
     modified_hausdorff_matrix,
 )
+from oneshot.evaluation.report import (
+    accuracy_line,
+    accuracy_vs_ways,
+    evaluate_scorer,
+    evaluate_scorers,
+)
 from oneshot.evaluation.retrieval import (
     CMCResult,
     cmc,
     cmc_curve_from_distances,
+    nearest_neighbours,
+    rank_candidates,
     retrieval_metrics,
     retrieval_metrics_from_distances,
 )
@@ -43,10 +51,14 @@ __all__ = [
     "LakeResult",
     "OneShotResult",
     "VerificationResult",
+    "accuracy_line",
+    "accuracy_vs_ways",
     "cmc",
     "cmc_curve_from_distances",
     "evaluate_episodes",
     "evaluate_episodes_from_distances",
+    "evaluate_scorer",
+    "evaluate_scorers",
     "first_n_pairs",
     "lake_errors_from_distances",
     "lake_evaluate",
@@ -54,7 +66,9 @@ __all__ = [
     "mean_ci95",
     "modified_hausdorff",
     "modified_hausdorff_matrix",
+    "nearest_neighbours",
     "nway_accuracy",
+    "rank_candidates",
     "retrieval_metrics",
     "retrieval_metrics_from_distances",
     "sample_balanced_pairs",

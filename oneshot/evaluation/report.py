@@ -14,13 +14,13 @@ Embeds the dataset once, then runs the chosen protocols on the embeddings:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from oneshot.distances import distance_name
-from oneshot.evaluation.episodes import nway_accuracy
+from oneshot.evaluation.episodes import OneShotResult, nway_accuracy
 from oneshot.evaluation.lake import LakeRunLike, lake_evaluate
 from oneshot.evaluation.retrieval import cmc, retrieval_metrics
 from oneshot.evaluation.verification import verification
@@ -162,3 +162,72 @@ def evaluate_scorer(
         seconds[name] = time.perf_counter() - start
     report["seconds"] = {name: round(value, 3) for name, value in seconds.items()}
     return report
+
+
+def evaluate_scorers(
+    scorers: Mapping[str, Scorer],
+    data: Any,
+    dataset: str,
+    split: str,
+    protocols: Sequence[str] = ("nway", "verification", "cmc"),
+    **options: Any,
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+    """Embed ``data`` once per scorer and run :func:`evaluate_scorer` on it (curves kept).
+
+    Args:
+        scorers: name -> scorer (e.g. untrained vs trained).
+        data: the held-out ``LabelledImages`` (an ``OmniglotSet`` gives within-alphabet tasks).
+        dataset, split: recorded in every protocol.
+        protocols: protocol names of :func:`evaluate_scorer`.
+        **options: other :func:`evaluate_scorer` arguments (episodes, lake_runs, ...).
+
+    Returns:
+        ``(embeddings, reports)``, both keyed by scorer name.
+    """
+    embeddings, reports = {}, {}
+    for name, scorer in scorers.items():
+        start = time.perf_counter()
+        embeddings[name] = scorer.embed(data.images)
+        reports[name] = evaluate_scorer(
+            scorer, data.images, data.labels, dataset, split, protocols=list(protocols),
+            alphabets=getattr(data, "alphabets", None), embeddings=embeddings[name],
+            include_curves=True, embed_seconds=time.perf_counter() - start, **options,
+        )  # fmt: skip
+    return embeddings, reports
+
+
+def accuracy_vs_ways(
+    scorer: Scorer,
+    embeddings: np.ndarray,
+    data: Any,
+    ways: Sequence[int],
+    episodes: int = 1000,
+    k_shot: int = 1,
+    within_alphabet: bool = False,
+    split: str | None = None,
+    seed: int = 0,
+) -> dict[int, OneShotResult]:
+    """N-way K-shot accuracy for each N in ``ways``, on ``data``'s labels (and alphabets), with
+    the same seed for every N: the points of an accuracy-vs-N curve."""
+    return {
+        n: nway_accuracy(
+            scorer, embeddings, data.labels, n_way=n, k_shot=k_shot, episodes=episodes,
+            alphabets=getattr(data, "alphabets", None), within_alphabet=within_alphabet,
+            split=split, seed=seed,
+        )
+        for n in ways
+    }  # fmt: skip
+
+
+def accuracy_line(result: OneShotResult | Mapping[str, Any], dataset: str) -> str:
+    """``"20-way 1-shot within-alphabet: 0.853 ± 0.022 (95% CI, 1000 episodes, ...)"``: one
+    accuracy with its protocol, for printing."""
+    from oneshot.runs import task_name
+
+    values = result.to_dict() if isinstance(result, OneShotResult) else dict(result)
+    p = values["protocol"]
+    return (
+        f"{task_name(values, dataset)}: {values['accuracy']:.3f} ± {values['ci95']:.3f} "
+        f"(95% CI, {p.get('episodes')} episodes, {p.get('queries_per_class', 1)} query per "
+        f"class, {dataset} {p.get('split')} split)"
+    )

@@ -173,3 +173,30 @@ def retrieval_metrics(
         rows = np.asarray(scorer.pairwise(embeddings[ids], embeddings))
         parts.append(_retrieval_rows(rows, ids, labels, same_counts))
     return _summary(np.concatenate(parts), {"task": "retrieval (query excluded)", "split": split})
+
+
+def rank_candidates(
+    scorer: Scorer, queries: np.ndarray, candidates: np.ndarray, top: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidates of each query embedding, nearest first: ``(order (Q, top), distances (Q, top))``."""
+    distances = np.array(scorer.pairwise(queries, candidates), dtype=np.float64)
+    order = np.argsort(distances, axis=1, kind="stable")[:, :top]
+    return order, np.take_along_axis(distances, order, axis=1)
+
+
+def nearest_neighbours(
+    scorer: Scorer, embeddings: np.ndarray, labels: np.ndarray, queries: np.ndarray, top: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``top`` nearest other images of each query (indices into ``embeddings``), for
+    nearest-neighbour strips (``oneshot.plots.plot_neighbour_strips``).
+
+    Returns:
+        ``(indices (Q, top), correct (Q, top), distances (Q, top))``; correct = same class.
+    """
+    queries = np.asarray(queries)
+    order, distances = rank_candidates(scorer, embeddings[queries], embeddings, top + 1)
+    keep = order != queries[:, None]  # drop the query itself
+    order = np.stack([row[k][:top] for row, k in zip(order, keep, strict=True)])
+    distances = np.stack([row[k][:top] for row, k in zip(distances, keep, strict=True)])
+    labels = np.asarray(labels)
+    return order, labels[order] == labels[queries][:, None], distances

@@ -15,7 +15,7 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
-from oneshot.compare import read_history
+from oneshot.runs import METRICS_FILE, read_history
 from oneshot.data import load_lake_runs, load_mnist
 from oneshot.data.datasets import LabelledImages
 from oneshot.evaluation.episodes import nway_accuracy
@@ -32,7 +32,6 @@ from oneshot.plots import (
 )
 from oneshot.training.setup import TEST_SPLIT
 
-METRICS_FILE = "metrics.json"
 EMBEDDING_CLASSES = 10  # classes shown in the embedding plots
 
 

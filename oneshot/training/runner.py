@@ -34,6 +34,7 @@ import tensorflow as tf
 from oneshot.cli import UsageError
 from oneshot.data.datasets import LabelledImages
 from oneshot.experiments import Experiment, RunConfig
+from oneshot.runs import HISTORY_FILE, MODEL_FILE
 from oneshot.training.callbacks import (
     BACKUP_DIR,
     EpisodeMonitor,
@@ -48,8 +49,6 @@ from oneshot.training.callbacks import (
 from oneshot.training.lock import LOCK_FILE, FolderLock
 from oneshot.training.setup import build_dataset, build_model, load_train_and_test
 
-MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.csv"
 STRATEGIES = ("none", "mirrored", "multiworker")
 
 

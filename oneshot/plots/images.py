@@ -1,0 +1,69 @@
+"""Images themselves: a grid with titles, and queries with their nearest neighbours."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from oneshot.plots.base import finish
+
+
+def plot_images(
+    images: np.ndarray,
+    titles: Sequence[str] | None = None,
+    cols: int = 10,
+    size: float = 1.1,
+    path: str | Path | None = None,
+) -> Figure:
+    """A grid of images (strokes bright, drawn dark on white) with optional titles."""
+    images = np.asarray(images)
+    rows = -(-len(images) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * 1.15 * rows), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if i < len(images):
+            ax.imshow(images[i], cmap="gray_r")
+            if titles is not None:
+                ax.set_title(str(titles[i]), fontsize=7)
+    return finish(fig, path)
+
+
+def plot_neighbour_strips(
+    query_images: np.ndarray,
+    neighbour_images: np.ndarray,
+    correct: np.ndarray | None = None,
+    distances: np.ndarray | None = None,
+    path: str | Path | None = None,
+) -> Figure:
+    """Rows of a query followed by its nearest neighbours (e.g. the top 10).
+
+    Args:
+        query_images: (Q, H, W) queries.
+        neighbour_images: (Q, T, H, W) neighbours, nearest first.
+        correct: optional (Q, T) booleans: same class as the query (green / red frame).
+        distances: optional (Q, T) distances written under each neighbour.
+        path: PNG file to write. Defaults to None.
+    """
+    query_images, neighbour_images = np.asarray(query_images), np.asarray(neighbour_images)
+    q, t = neighbour_images.shape[:2]
+    fig, axes = plt.subplots(q, t + 1, figsize=(1.1 * (t + 1), 1.25 * q), squeeze=False)
+    for row in range(q):
+        axes[row, 0].imshow(query_images[row], cmap="gray_r")
+        axes[row, 0].set_title("query", fontsize=7)
+        for col in range(t):
+            ax = axes[row, col + 1]
+            ax.imshow(neighbour_images[row, col], cmap="gray_r")
+            if correct is not None:
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("tab:green" if correct[row, col] else "tab:red")
+                    spine.set_linewidth(2)
+            if distances is not None:
+                ax.set_xlabel(f"{distances[row, col]:.3g}", fontsize=6)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return finish(fig, path)
