@@ -36,11 +36,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import oneshot
-from oneshot.runs import headline_metrics, read_history
 from oneshot.data.datasets import LabelledImages
 from oneshot.evaluation import OneShotResult, nway_accuracy
 from oneshot.experiments import RunConfig
 from oneshot.inference import Scorer
+from oneshot.runs import headline_metrics, read_history
 from oneshot.training.runner import HISTORY_FILE, MODEL_FILE, train_run
 from oneshot.training.setup import TEST_SPLIT, load_split
 

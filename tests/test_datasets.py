@@ -21,6 +21,7 @@ from oneshot.data import (
     LabelledImages,
     OmniglotSet,
     datasets,
+    decode,
     load_dataset,
     load_lake_runs,
     load_mnist,
@@ -142,14 +143,13 @@ def test_resize_is_area_average(data_dir, evaluation):
 
 def test_decoded_cache_is_used_and_equal(data_dir, evaluation, cache_dir, monkeypatch):
     """The second load reads the decoded cache: no PNG is decoded again."""
-    from oneshot.data import datasets
 
     first, _ = evaluation
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded the zip again instead of reading the cache")
 
-    monkeypatch.setattr(datasets, "_decode_omniglot", no_decoding)
+    monkeypatch.setattr(datasets, "decode_omniglot_archive", no_decoding)
     again = load_omniglot("evaluation", data_dir=data_dir)
     for field in ("images", "labels", "alphabets", "drawers"):
         np.testing.assert_array_equal(getattr(again, field), getattr(first, field))
@@ -362,7 +362,7 @@ def test_tfds_omniglot_is_routed_and_reordered(evaluation, background, monkeypat
     assert routed.character_names == data.character_names[:3]
     assert routed.alphabet_names == [data.alphabet_names[0]]
     np.testing.assert_array_equal(routed.labels, data.labels[keep])
-    np.testing.assert_array_equal(routed.images, datasets._resize_area(data.images[keep], 28))
+    np.testing.assert_array_equal(routed.images, decode.resize_area(data.images[keep], 28))
     assert (routed.drawers == -1).all()
 
 

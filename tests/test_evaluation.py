@@ -356,3 +356,23 @@ def test_learned_metric_path_matches_full_matrix():
     got = evaluate_episodes(scorer, emb, ep).episode_accuracies
     want = evaluate_episodes_from_distances(scorer.pairwise(emb), ep).episode_accuracies
     np.testing.assert_allclose(got, want)
+
+
+def test_nearest_neighbours_matches_brute_force():
+    from oneshot.evaluation import nearest_neighbours
+    from oneshot.inference import Scorer
+
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(30, 4)).astype(np.float32)
+    labels = rng.integers(0, 3, size=30)
+    queries = np.array([0, 7, 29])
+    scorer = Scorer(embedding_model=None, distance="euclidean")
+    order, correct, dist = nearest_neighbours(scorer, embeddings, labels, queries, top=5)
+    for row, q in enumerate(queries):
+        d = np.linalg.norm(embeddings - embeddings[q], axis=1)
+        d[q] = np.inf
+        expected = np.argsort(d, kind="stable")[:5]
+        np.testing.assert_array_equal(order[row], expected)
+        np.testing.assert_allclose(dist[row], d[expected], rtol=1e-5)
+        np.testing.assert_array_equal(correct[row], labels[expected] == labels[q])
+    assert q not in order[-1]

@@ -10,9 +10,9 @@ import tensorflow as tf
 
 from oneshot.data import load_omniglot
 from oneshot.data.augment import random_affine
+from oneshot.data.indices import _distinct_positions
 from oneshot.data.samplers import (
     ClassIndex,
-    _distinct_positions,
     pair_dataset,
     pk_dataset,
     quadruplet_dataset,

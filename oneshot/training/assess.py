@@ -15,7 +15,6 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
-from oneshot.runs import METRICS_FILE, read_history
 from oneshot.data import load_lake_runs, load_mnist
 from oneshot.data.datasets import LabelledImages
 from oneshot.evaluation.episodes import nway_accuracy
@@ -30,6 +29,7 @@ from oneshot.plots import (
     plot_loss_curves,
     plot_roc_curves,
 )
+from oneshot.runs import METRICS_FILE, read_history
 from oneshot.training.setup import TEST_SPLIT
 
 EMBEDDING_CLASSES = 10  # classes shown in the embedding plots
