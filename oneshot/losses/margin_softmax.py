@@ -19,6 +19,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from oneshot.distances.base import safe_sqrt
 from oneshot.losses.base import check_margin
 from oneshot.losses.proxies import ProxyLoss, check_count, check_positive
 from oneshot.pieces import register
@@ -42,10 +43,9 @@ def target_cosines(labels: tf.Tensor, cos: tf.Tensor) -> tf.Tensor:
 
 def sine_of(cos: tf.Tensor) -> tf.Tensor:
     """``sin(theta) = sqrt(1 - cos^2)`` for theta in [0, pi], with a finite gradient at
-    ``cos = +-1`` (an embedding equal or opposite to its class weight): 1 - cos^2 is clipped
-    from below by a small epsilon (1e-12 in float64, 1e-7 otherwise)."""
-    eps = 1e-12 if cos.dtype == tf.float64 else 1e-7
-    return tf.sqrt(tf.maximum(1.0 - tf.square(cos), eps))
+    ``cos = +-1`` (an embedding equal or opposite to its class weight): the square root is 0,
+    with a zero gradient, where 1 - cos^2 <= 1e-12 (``oneshot.distances.base.safe_sqrt``)."""
+    return safe_sqrt(1.0 - tf.square(cos))
 
 
 def additive_angular_margin(cos: tf.Tensor, margin: float) -> tf.Tensor:

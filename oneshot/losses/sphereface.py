@@ -20,6 +20,7 @@ this loss, also advances it.)
 from __future__ import annotations
 
 import math
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -37,10 +38,10 @@ def sphereface_lambda(
 ) -> Any:  # fmt: skip
     """``max(base (1 + gamma step)^(-power), lambda_min)``: the annealing weight after ``step``
     training steps (a number, a numpy array or a tensor)."""
-    if isinstance(step, (tf.Tensor, tf.Variable)):
-        value = base * tf.pow(1.0 + gamma * tf.cast(step, tf.float64), -power)
-        return tf.maximum(value, lambda_min)
-    return np.maximum(base * (1.0 + gamma * np.asarray(step, float)) ** (-power), lambda_min)
+    if isinstance(step, (Real, np.ndarray, list, tuple)):
+        return np.maximum(base * (1.0 + gamma * np.asarray(step, float)) ** (-power), lambda_min)
+    value = base * tf.pow(1.0 + gamma * tf.cast(step, tf.float64), -power)  # a tensor/variable
+    return tf.maximum(value, lambda_min)
 
 
 def chebyshev(cos: tf.Tensor, m: int) -> tf.Tensor:
