@@ -540,3 +540,37 @@ def test_resume_from_a_run_checkpoint_is_exact_and_model_keras_is_the_embedding(
         for a, b in zip(trained, loaded.get_layer("embedding").weights, strict=True):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
         assert loaded.get_layer(DISTANCE_TAG).distance == CosineSimilarity()
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Stops the process's training after the first chunk (its checkpoint is written)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_resumes_to_the_uninterrupted_one(tmp_path, data_dir):
+    """Through the runner (config -> fresh loss copy -> build_online -> checkpoints): the loss
+    curve and weights of an interrupted and resumed run equal the uninterrupted run's, and its
+    model.keras holds the embedding network alone."""
+    from oneshot.experiments import OnlineRun
+    from oneshot.training.runner import train_run
+
+    config = OnlineRun(
+        name="proxy", loss=ProxyAnchorLoss(10), dataset="mnist", network="conv4",
+        embedding_dim=8, network_kwargs={"width": 8}, learning_rate=1e-3, steps=4, log_every=2,
+        classes_per_batch=4, samples_per_class=4,
+    )  # fmt: skip
+    whole = train_run(config, tmp_path / "whole", data_dir, seed=3)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config, tmp_path / "cut", data_dir, seed=3, extra_callbacks=[Interrupt()])
+    resumed = train_run(config, tmp_path / "cut", data_dir, seed=3, resume=True)
+    for a, b in zip(whole.variables, resumed.variables, strict=True):  # proxies included
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    curves = [
+        (d / "history.csv").read_text().splitlines() for d in (tmp_path / "whole", tmp_path / "cut")
+    ]
+    column = curves[0][0].split(",").index("loss")
+    assert [r.split(",")[column] for r in curves[0]] == [r.split(",")[column] for r in curves[1]]
+    loaded = oneshot.load_model(tmp_path / "cut" / "model.keras")
+    assert len(loaded.weights) == len(resumed.get_layer("embedding").weights)
