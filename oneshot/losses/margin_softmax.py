@@ -70,7 +70,7 @@ class NormalizedSoftmaxLoss(ProxyLoss):
         name, reduction, dtype: as for ``keras.losses.Loss``.
 
     Example:
-    >>> model = build_online(conv4(), loss=NormalizedSoftmaxLoss(num_classes=10))
+    >>> model = build_online(conv4(), loss=NormalizedSoftmaxLoss(num_classes=10))  # doctest: +SKIP
 
     Reference: Zhai, Wu, "Classification is a Strong Baseline for Deep Metric Learning",
     BMVC 2019, arXiv 1811.12649.
