@@ -34,6 +34,8 @@ QUADRUPLET_METRICS = ("learned", *DISTANCES)
 SIMILARITY_NAME = "pair_similarity"
 DISTANCE_TAG = "embedding_distance"
 TUPLE_INPUTS = ("anchor", "positive", "negative", "negative2")
+#: the attribute of an online model that holds its loss's trainable layer (see build_online)
+LOSS_HEAD = "loss_head"
 
 
 @keras.saving.register_keras_serializable(package="oneshot")
@@ -303,6 +305,13 @@ def build_online(
     The model ends with an :class:`EmbeddingDistance` layer that records the loss's distance,
     so the saved model is evaluated with the distance it was trained with.
 
+    A loss with trainable state of its own (class weights or proxies: ``loss.head``, a Keras
+    layer, see :func:`loss_head`) has it built for the embedding size and attached to the
+    model as ``model.loss_head``: ``fit`` trains it and the run checkpoint
+    (``model.save_weights``) holds it. It is not part of the embedding model: save the trained
+    model with ``saveable_model(model).save(path)``, which leaves it out. The loss then
+    belongs to this model (a second ``build_online`` with it is refused).
+
     Args:
         embedding: the embedding network (named "embedding"), nested in the model.
         loss: compile with this loss and ``optimizer`` when both are given. Defaults to None.
@@ -323,6 +332,31 @@ def build_online(
     tag = EmbeddingDistance(distance if distance is not None else own, name=DISTANCE_TAG)
     (images,) = _inputs(embedding, ("image",))
     model = keras.Model(images, tag(embedding(images)), name="online")
+    head = loss_head(loss)
+    if head is not None:
+        if hasattr(loss, "attach"):
+            loss.attach(model)  # refuses a loss that already trains another model
+        if not head.built:
+            head.build((None, embedding.output_shape[-1]))
+        setattr(model, LOSS_HEAD, head)  # tracked: its weights join model.trainable_weights
     if loss is not None and optimizer is not None:
         model.compile(optimizer=optimizer, loss=loss)
     return model
+
+
+def loss_head(loss: keras.losses.Loss | None) -> keras.layers.Layer | None:
+    """The trainable layer a loss owns (its class weights or proxies), ``loss.head``; None for
+    losses without one. Any loss exposing a Keras layer as ``head`` is trained this way."""
+    head = getattr(loss, "head", None)
+    return head if isinstance(head, keras.layers.Layer) else None
+
+
+def saveable_model(model: keras.Model) -> keras.Model:
+    """The model to save as ``model.keras``: ``model`` itself, or, when a loss head is
+    attached (:func:`build_online`), an uncompiled functional model over the same layers
+    without it. Its file then holds the embedding network alone (no class weights, no
+    optimizer state for them), loads after ``import oneshot`` without warnings and is
+    evaluated as any online model."""
+    if getattr(model, LOSS_HEAD, None) is None:
+        return model
+    return keras.Model(model.inputs, model.outputs, name=model.name)

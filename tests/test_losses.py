@@ -21,13 +21,21 @@ import tensorflow as tf
 
 from oneshot.distances import DISTANCES, CosineSimilarity, LpDistance, get_distance
 from oneshot.losses import (
+    ArcFaceLoss,
     ContrastiveLoss,
+    CosFaceLoss,
+    NormalizedSoftmaxLoss,
     OnlineContrastiveLoss,
     OnlineQuadrupletLoss,
     OnlineTripletLoss,
     PairContrastiveLoss,
+    ProxyAnchorLoss,
+    ProxyNCALoss,
     QuadrupletLoss,
     QuadrupletLossLayer,
+    SoftTripleLoss,
+    SphereFaceLoss,
+    SubCenterArcFaceLoss,
     TripletLossLayer,
     TripletMarginLoss,
     check_quadruplet_margins,
@@ -337,6 +345,16 @@ def serialization_cases() -> dict[str, object]:
         "pair_contrastive": PairContrastiveLoss(margin=0.8),
         "triplet_layer": TripletLossLayer(0.4, "euclidean", soft_margin=True, reducer=SumReducer()),
         "quadruplet_layer": QuadrupletLossLayer(0.5, 0.25, squared=False, max_distance=1.0),
+        # classification / proxy losses (labels 0..4): their class weights are built by the
+        # first loss computation and saved with the compiled loss
+        "arcface": ArcFaceLoss(5, scale=8.0),
+        "cosface": CosFaceLoss(5, scale=8.0, lr_multiplier=10.0),
+        "sphereface": SphereFaceLoss(5, base=5.0, lambda_min=5.0),  # lambda = 5 at every step
+        "normalized_softmax": NormalizedSoftmaxLoss(5, temperature=0.5),
+        "sub_center_arcface": SubCenterArcFaceLoss(5, centers_per_class=2, scale=8.0),
+        "proxy_anchor": ProxyAnchorLoss(5, alpha=4.0),
+        "proxy_nca": ProxyNCALoss(5, embedding_dim=3),
+        "soft_triple": SoftTripleLoss(5, centers_per_class=3),
     }
 
 
@@ -364,6 +382,8 @@ def model_for(name: str, obj) -> tuple[keras.Model, dict[str, np.ndarray]]:
         return model, {"x0": rng.normal(size=(8, 4)).astype("float32"), "y": np.tile([0, 1], 4)}
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     model.compile(keras.optimizers.Adam(1e-3), loss=obj)
+    if getattr(obj, "head", None) is not None and not obj.head.built:
+        obj.head.build((None, 3))  # class weights exist before the save (else built on use)
     labels = np.array([0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 4])
     return model, {"x0": rng.normal(size=(12, 4)).astype("float32"), "y": labels}
 
@@ -402,7 +422,14 @@ def test_every_loss_and_layer_saves_and_loads_after_only_import_oneshot(tmp_path
         np.savez(path + ".npz", **data)
         config = [model.get_config(), keras.saving.serialize_keras_object(model.loss)]
         expected[path] = [*json.loads(json.dumps(config)), model_loss(model, data)]
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout's oneshot
+    path = os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "tensorflow",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONPATH": path,
+    }
     result = subprocess.run(
         [sys.executable, "-c", LOAD_SCRIPT, *expected],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300, check=False,

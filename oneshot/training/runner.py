@@ -34,6 +34,7 @@ import tensorflow as tf
 from oneshot.cli import UsageError
 from oneshot.data.datasets import LabelledImages
 from oneshot.experiments import Experiment, RunConfig
+from oneshot.models import saveable_model
 from oneshot.runs import HISTORY_FILE, MODEL_FILE
 from oneshot.training.callbacks import (
     BACKUP_DIR,
@@ -288,7 +289,7 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
         )
         stop_on_nan.raise_if_diverged(run_dir)
     partial = run_dir / ("partial-" + MODEL_FILE)
-    model.save(partial)
+    saveable_model(model).save(partial)  # without a loss's class weights (build_online)
     os.replace(partial, model_path)
     shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)
     return model
