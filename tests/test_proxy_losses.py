@@ -574,3 +574,22 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_one(tmp_path, data_dir)
     assert [r.split(",")[column] for r in curves[0]] == [r.split(",")[column] for r in curves[1]]
     loaded = oneshot.load_model(tmp_path / "cut" / "model.keras")
     assert len(loaded.weights) == len(resumed.get_layer("embedding").weights)
+
+
+def test_num_classes_none_is_set_from_the_training_labels():
+    from oneshot.data.datasets import LabelledImages
+    from oneshot.training.configs import OnlineRun
+    from oneshot.training.setup import build_model
+
+    images = np.zeros((12, 28, 28), np.uint8)
+    train = LabelledImages(images, np.repeat(np.arange(6), 2).astype(np.int32))
+    config = OnlineRun(name="proxy", dataset="mnist", loss=ProxyAnchorLoss(num_classes=None))
+    assert config.loss.num_classes is None and config.loss.head is None
+    model = build_model(config, train)
+    assert model.loss.num_classes == 6
+    assert tuple(model.loss_head.raw.shape) == (6, config.embedding_dim)
+    with pytest.raises(ValueError, match="num_classes.*None"):
+        ProxyAnchorLoss(num_classes=None)(np.zeros(2, np.int32), np.ones((2, 3), np.float32))
+    wrong = OnlineRun(name="proxy", dataset="mnist", loss=ProxyAnchorLoss(num_classes=4))
+    with pytest.raises(ValueError, match="`num_classes`.*0 to 5 \\(6 classes\\).*num_classes=4"):
+        build_model(wrong, train)

@@ -181,7 +181,10 @@ class ProxyLoss(MetricLoss):
     (all these losses compare directions).
 
     Args:
-        num_classes: C, the number of training classes; labels must lie in [0, C).
+        num_classes: C, the number of training classes; labels must lie in [0, C). None
+            leaves it to be set from the training labels (:meth:`with_num_classes`;
+            ``python -m oneshot.train`` does it), e.g. in a named experiment whose class
+            count depends on the split.
         embedding_dim: D, or None to take it from the embeddings. Defaults to None.
         lr_multiplier, initializer: see :class:`ClassProxies`.
         name, reduction, dtype: as for ``keras.losses.Loss``.
@@ -192,7 +195,7 @@ class ProxyLoss(MetricLoss):
 
     def __init__(
         self,
-        num_classes: int,
+        num_classes: int | None,
         embedding_dim: int | None = None,
         lr_multiplier: float = 1.0,
         initializer: Any = None,
@@ -201,16 +204,23 @@ class ProxyLoss(MetricLoss):
         dtype: str | None = None,
     ) -> None:
         super().__init__(CosineSimilarity(), None, None, name, reduction, dtype)
-        self.head = self.head_class(
-            num_classes,
-            embedding_dim,
-            self.centers_per_class,
-            initializer,
-            lr_multiplier,
-            dtype=self.dtype,
-            name=f"{self.name}_proxies",
+        self.head = None
+        self.num_classes = None
+        if num_classes is not None:
+            self.head = self.head_class(
+                num_classes,
+                embedding_dim,
+                self.centers_per_class,
+                initializer,
+                lr_multiplier,
+                dtype=self.dtype,
+                name=f"{self.name}_proxies",
+            )
+            self.num_classes = self.head.num_classes
+        self.lr_multiplier = check_positive("lr_multiplier", lr_multiplier)
+        self.initializer = keras.initializers.get(
+            DEFAULT_INITIALIZER if initializer is None else initializer
         )
-        self.num_classes = self.head.num_classes
         self.embedding_dim = embedding_dim if embedding_dim is None else int(embedding_dim)
         self._owner = None  # weak reference to the model the head is attached to
 
@@ -241,6 +251,12 @@ class ProxyLoss(MetricLoss):
         must be None (these losses use no miner)."""
         if indices is not None:
             raise ValueError(f"{type(self).__name__} takes no mined `indices`.")
+        if self.head is None:
+            raise ValueError(
+                f"{type(self).__name__} has no class weights yet: `num_classes` is None. Give "
+                "num_classes=C (the number of training classes), or call "
+                "loss.with_num_classes(C) before building the model."
+            )
         labels, embeddings = check_embeddings(labels, embeddings)
         labels = check_labels(labels, self.num_classes)
         return self.proxy_loss(labels, embeddings, self.proxies_for(embeddings))
@@ -264,6 +280,10 @@ class ProxyLoss(MetricLoss):
             "dtype": self.dtype,
             "num_classes": self.num_classes,
             "embedding_dim": self.embedding_dim,
-            "lr_multiplier": self.head.lr_multiplier,
-            "initializer": keras.initializers.serialize(self.head.initializer),
+            "lr_multiplier": self.lr_multiplier,
+            "initializer": keras.initializers.serialize(self.initializer),
         }
+
+    def with_num_classes(self, num_classes: int) -> ProxyLoss:
+        """A fresh copy (new, unbuilt class weights) with ``num_classes`` classes."""
+        return type(self).from_config({**self.get_config(), "num_classes": num_classes})

@@ -126,7 +126,7 @@ class SphereFaceLoss(ProxyLoss):
 
     def current_lambda(self) -> float:
         """lambda at the head's current step (0 before it is built)."""
-        step = int(self.head.step.numpy()) if self.head.built else 0
+        step = int(self.head.step.numpy()) if self.head is not None and self.head.built else 0
         return float(sphereface_lambda(step, self.base, self.gamma, self.power, self.lambda_min))
 
     def proxy_loss(self, labels, embeddings, proxies):

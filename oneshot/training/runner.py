@@ -252,7 +252,7 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()  # same seed, same loss curve on CPU
     with get_strategy(strategy).scope():
-        model = build_model(config)
+        model = build_model(config, train)
     checkpoint = read_checkpoint(run_dir) if resume else None
     done_epochs, done_steps = (0, 0) if checkpoint is None else (
         int(checkpoint["epoch"]), int(checkpoint["step"]))  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from oneshot.data import load_mnist, load_omniglot
@@ -12,6 +13,7 @@ from oneshot.data.datasets import LabelledImages
 from oneshot.data.samplers import pair_dataset, pk_dataset, quadruplet_dataset, triplet_dataset
 from oneshot.data.variants import hold_out_alphabets, with_rotated_classes
 from oneshot.experiments import OnlineRun, QuadrupletRun, RunConfig, SiameseRun, TripletRun
+from oneshot.losses.proxies import ProxyLoss
 from oneshot.miners import HardBatchMiner
 from oneshot.models import build_online, build_quadruplet, build_siamese, build_triplet
 from oneshot.networks import build_network
@@ -63,8 +65,13 @@ def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(rate)
 
 
-def build_model(config: RunConfig) -> keras.Model:
-    """The compiled training model of the config's kind around a fresh embedding network."""
+def build_model(config: RunConfig, train: LabelledImages | None = None) -> keras.Model:
+    """The compiled training model of the config's kind around a fresh embedding network.
+
+    ``train``: the training set, for losses with class weights (``oneshot.losses.ProxyLoss``):
+    their ``num_classes`` is set from its labels when the config leaves it None, and must
+    match them otherwise.
+    """
     embedding = build_network(
         config.network, config.input_shape, config.embedding_dim, **config.network_kwargs
     )
@@ -84,7 +91,24 @@ def build_model(config: RunConfig) -> keras.Model:
         )  # fmt: skip
     # a fresh copy of the loss: a compiled loss object belongs to one model
     loss = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(config.loss))
+    if isinstance(loss, ProxyLoss) and train is not None:
+        loss = with_training_classes(loss, train.labels)
     return build_online(embedding, loss=loss, optimizer=optimizer)
+
+
+def with_training_classes(loss: ProxyLoss, labels: np.ndarray) -> ProxyLoss:
+    """``loss`` with one class weight per training class 0..C-1 of ``labels`` (set when it
+    is None; a clear error when the config's ``num_classes`` disagrees with the data)."""
+    classes = int(np.max(labels)) + 1
+    if loss.num_classes is None:
+        return loss.with_num_classes(classes)
+    if loss.num_classes != classes:
+        raise ValueError(
+            f"Invalid value for argument `num_classes` of {type(loss).__name__}: the training "
+            f"labels run from 0 to {classes - 1} ({classes} classes). Received: "
+            f"num_classes={loss.num_classes}. Set num_classes=None to take it from the data."
+        )
+    return loss
 
 
 def build_dataset(
