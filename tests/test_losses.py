@@ -21,13 +21,21 @@ import tensorflow as tf
 
 from oneshot.distances import DISTANCES, CosineSimilarity, LpDistance, get_distance
 from oneshot.losses import (
+    CircleLoss,
     ContrastiveLoss,
+    GeneralizedLiftedStructureLoss,
+    LiftedStructureLoss,
+    MarginLoss,
+    MultiSimilarityLoss,
+    NPairsLoss,
+    NTXentLoss,
     OnlineContrastiveLoss,
     OnlineQuadrupletLoss,
     OnlineTripletLoss,
     PairContrastiveLoss,
     QuadrupletLoss,
     QuadrupletLossLayer,
+    SupConLoss,
     TripletLossLayer,
     TripletMarginLoss,
     check_quadruplet_margins,
@@ -37,7 +45,13 @@ from oneshot.losses import (
     triplet_loss_from_distances,
     tuple_adaptive_margins,
 )
-from oneshot.miners import BatchHardMiner, MultiSimilarityMiner, SemiHardMiner
+from oneshot.miners import (
+    BatchHardMiner,
+    DistanceWeightedMiner,
+    HardPairMiner,
+    MultiSimilarityMiner,
+    SemiHardMiner,
+)
 from oneshot.reducers import MeanNonZeroReducer, MeanReducer, PerAnchorReducer, SumReducer
 
 RTOL = 1e-5
@@ -337,6 +351,16 @@ def serialization_cases() -> dict[str, object]:
         "pair_contrastive": PairContrastiveLoss(margin=0.8),
         "triplet_layer": TripletLossLayer(0.4, "euclidean", soft_margin=True, reducer=SumReducer()),
         "quadruplet_layer": QuadrupletLossLayer(0.5, 0.25, squared=False, max_distance=1.0),
+        "lifted_hard_pairs": LiftedStructureLoss(0.8, miner=HardPairMiner(0.1, 1.0)),
+        "generalized_lifted": GeneralizedLiftedStructureLoss(0.5, distance=CosineSimilarity()),
+        "multi_similarity": MultiSimilarityLoss(miner=MultiSimilarityMiner(0.1)),
+        "margin_distance_weighted_unit": MarginLoss(
+            0.2, 1.0, miner=DistanceWeightedMiner(3, seed=0)
+        ),
+        "npairs": NPairsLoss(),
+        "ntxent": NTXentLoss(0.2, miner=MultiSimilarityMiner(0.2)),
+        "supcon": SupConLoss(reducer=SumReducer()),
+        "circle_unit": CircleLoss(gamma=64.0, margin=0.25),
     }
 
 
@@ -362,7 +386,8 @@ def model_for(name: str, obj) -> tuple[keras.Model, dict[str, np.ndarray]]:
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="softplus")])
         model.compile(keras.optimizers.Adam(1e-3), loss=obj)
         return model, {"x0": rng.normal(size=(8, 4)).astype("float32"), "y": np.tile([0, 1], 4)}
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    unit = [keras.layers.UnitNormalization()] if name.endswith("_unit") else []
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), *unit])
     model.compile(keras.optimizers.Adam(1e-3), loss=obj)
     labels = np.array([0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 4])
     return model, {"x0": rng.normal(size=(12, 4)).astype("float32"), "y": labels}
