@@ -646,3 +646,15 @@ def test_one_fit_step_on_mnist_pk_batches(name, data_dir, mnist_train):
 @pytest.fixture(scope="module")
 def mnist_train(data_dir):
     return load_mnist("train", data_dir)
+
+
+@pytest.mark.parametrize("index", range(len(LOSSES)), ids=IDS)
+def test_memory_is_quadratic_no_rank_3_tensor_in_the_graph(index):
+    """Every intermediate of the traced loss (its miner included) is at most (B, B)."""
+    loss = fresh(LOSSES[index], dtype=None)
+    fn = tf.function(lambda y, x: loss(y, x))
+    graph = fn.get_concrete_function(
+        tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None, 3), tf.float32)
+    ).graph
+    ranks = {(op.type, out.shape.rank) for op in graph.get_operations() for out in op.outputs}
+    assert all(rank is not None and rank <= 2 for _, rank in ranks), sorted(ranks, key=str)
