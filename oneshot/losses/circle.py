@@ -1,7 +1,7 @@
 """Circle loss (Sun et al. 2020) is Keras's own: ``CircleLoss`` is ``keras.losses.Circle``.
 
 Sun, Cheng, Zhang, Zhang, Zheng, Wang, Wei, "Circle Loss: A Unified Perspective of Pair
-Similarity Optimization", CVPR 2020, https://arxiv.org/abs/2002.10857 (eq. 4). Per anchor,
+Similarity Optimization", CVPR 2020, https://arxiv.org/abs/2002.10857. Per anchor,
 with the cosine similarities s_p of its positives and s_n of its negatives:
 
     L = log(1 + sum_n exp(gamma a_n (s_n - m)) * sum_p exp(-gamma a_p (s_p - 1 + m)))
@@ -21,6 +21,8 @@ not written again. What to know when using it:
 - Its gradient flows through the weights a_p and a_n too (the exact derivative of the
   formula); the paper's analysis and most implementations hold them constant. Values are
   the same, gradients are not.
+- Keras leaves ``dtype`` out of its config: a float64 Circle reloads as float32 (our losses
+  keep it).
 - It has no ``distance`` attribute: ``build_online`` records the Euclidean distance (the same
   ranking as the cosine on unit-norm embeddings) unless given ``distance=CosineSimilarity()``.
 """

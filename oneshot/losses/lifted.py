@@ -52,7 +52,7 @@ class LiftedStructureLoss(MetricLoss):
     >>> model.compile("adam", loss=loss)  # doctest: +SKIP
 
     Reference: Song, Xiang, Jegelka, Savarese, "Deep Metric Learning via Lifted Structured
-    Feature Embedding", CVPR 2016, https://arxiv.org/abs/1511.06452 (eq. 4).
+    Feature Embedding", CVPR 2016, https://arxiv.org/abs/1511.06452.
     """
 
     tuples = "pairs"
@@ -117,7 +117,7 @@ class GeneralizedLiftedStructureLoss(MetricLoss):
         Per-sample losses (B,) whose batch mean is the loss.
 
     Reference: Hermans, Beyer, Leibe, "In Defense of the Triplet Loss for Person
-    Re-Identification", 2017, https://arxiv.org/abs/1703.07737 (eq. 5).
+    Re-Identification", 2017, https://arxiv.org/abs/1703.07737.
     """
 
     tuples = "pairs"

@@ -57,7 +57,7 @@ class MarginLoss(MetricLoss):
     >>> model = build_online(conv4(embedding_dim=64), loss=loss)  # doctest: +SKIP
 
     Reference: Wu, Manmatha, Smola, Krähenbühl, "Sampling Matters in Deep Embedding Learning",
-    ICCV 2017, https://arxiv.org/abs/1706.07567 (eq. 3).
+    ICCV 2017, https://arxiv.org/abs/1706.07567.
     """
 
     default_reducer = MeanNonZeroReducer

@@ -5,7 +5,7 @@ For each anchor i, on its mined positive pairs P_i and negative pairs N_i:
     L_i = 1/alpha * log(1 + sum_{k in P_i} exp(-alpha (S_ik - lambda)))
         + 1/beta  * log(1 + sum_{k in N_i} exp( beta  (S_ik - lambda)))
 
-The paper mines the pairs first (``MultiSimilarityMiner(epsilon=0.1)``, its eq. 8 and 9) and
+The paper mines the pairs first (``MultiSimilarityMiner(epsilon=0.1)``, whose rules are the paper's) and
 uses the cosine similarity S. With any other distance, ``S_ik - lambda`` is read on the
 dissimilarity scale as ``dissimilarity(lambda) - D_ik`` (slope -1: for the cosine,
 ``(1 - lambda) - (1 - S) = S - lambda`` exactly; for a distance, ``lambda - D``), so the loss
@@ -62,7 +62,7 @@ class MultiSimilarityLoss(MetricLoss):
     >>> model.compile("adam", loss=loss)  # doctest: +SKIP
 
     Reference: Wang, Han, Huang, Dong, Scott, "Multi-Similarity Loss with General Pair
-    Weighting for Deep Metric Learning", CVPR 2019, https://arxiv.org/abs/1904.06627 (eq. 10).
+    Weighting for Deep Metric Learning", CVPR 2019, https://arxiv.org/abs/1904.06627.
     """
 
     tuples = "pairs"

@@ -59,7 +59,7 @@ class NPairsLoss(MetricLoss):
         Per-sample losses (B,) whose batch mean is the loss.
 
     Reference: Sohn, "Improved Deep Metric Learning with Multi-class N-pair Loss Objective",
-    NeurIPS 2016, https://papers.nips.cc/paper/6200 (eq. 6).
+    NIPS 2016 (no arXiv version).
     """
 
     def __init__(
