@@ -22,9 +22,16 @@ import tensorflow as tf
 from oneshot.distances import DISTANCES, CosineSimilarity, LpDistance, get_distance
 from oneshot.losses import (
     ArcFaceLoss,
+    CircleLoss,
     ContrastiveLoss,
     CosFaceLoss,
+    GeneralizedLiftedStructureLoss,
+    LiftedStructureLoss,
+    MarginLoss,
+    MultiSimilarityLoss,
     NormalizedSoftmaxLoss,
+    NPairsLoss,
+    NTXentLoss,
     OnlineContrastiveLoss,
     OnlineQuadrupletLoss,
     OnlineTripletLoss,
@@ -36,6 +43,7 @@ from oneshot.losses import (
     SoftTripleLoss,
     SphereFaceLoss,
     SubCenterArcFaceLoss,
+    SupConLoss,
     TripletLossLayer,
     TripletMarginLoss,
     check_quadruplet_margins,
@@ -45,7 +53,13 @@ from oneshot.losses import (
     triplet_loss_from_distances,
     tuple_adaptive_margins,
 )
-from oneshot.miners import BatchHardMiner, MultiSimilarityMiner, SemiHardMiner
+from oneshot.miners import (
+    BatchHardMiner,
+    DistanceWeightedMiner,
+    HardPairMiner,
+    MultiSimilarityMiner,
+    SemiHardMiner,
+)
 from oneshot.reducers import MeanNonZeroReducer, MeanReducer, PerAnchorReducer, SumReducer
 
 RTOL = 1e-5
@@ -355,6 +369,16 @@ def serialization_cases() -> dict[str, object]:
         "proxy_anchor": ProxyAnchorLoss(5, alpha=4.0),
         "proxy_nca": ProxyNCALoss(5, embedding_dim=3),
         "soft_triple": SoftTripleLoss(5, centers_per_class=3),
+        "lifted_hard_pairs": LiftedStructureLoss(0.8, miner=HardPairMiner(0.1, 1.0)),
+        "generalized_lifted": GeneralizedLiftedStructureLoss(0.5, distance=CosineSimilarity()),
+        "multi_similarity": MultiSimilarityLoss(miner=MultiSimilarityMiner(0.1)),
+        "margin_distance_weighted_unit": MarginLoss(
+            0.2, 1.0, miner=DistanceWeightedMiner(3, seed=0)
+        ),
+        "npairs": NPairsLoss(),
+        "ntxent": NTXentLoss(0.2, miner=MultiSimilarityMiner(0.2)),
+        "supcon": SupConLoss(reducer=SumReducer()),
+        "circle_unit": CircleLoss(gamma=64.0, margin=0.25),
     }
 
 
@@ -380,7 +404,8 @@ def model_for(name: str, obj) -> tuple[keras.Model, dict[str, np.ndarray]]:
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="softplus")])
         model.compile(keras.optimizers.Adam(1e-3), loss=obj)
         return model, {"x0": rng.normal(size=(8, 4)).astype("float32"), "y": np.tile([0, 1], 4)}
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    unit = [keras.layers.UnitNormalization()] if name.endswith("_unit") else []
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), *unit])
     model.compile(keras.optimizers.Adam(1e-3), loss=obj)
     if getattr(obj, "head", None) is not None and not obj.head.built:
         obj.head.build((None, 3))  # class weights exist before the save (else built on use)

@@ -1,26 +1,39 @@
 """Losses: each a pure function on whole batches plus a serializable Keras class.
 
 In-batch (online) losses take integer labels as ``y_true`` and embeddings as ``y_pred``, with a
-distance, a miner and a reducer as arguments (``oneshot.losses.base``): :class:`TripletMarginLoss`,
-:class:`ContrastiveLoss`, :class:`QuadrupletLoss`. Offline models use the loss layers
-(:class:`TripletLossLayer`, :class:`QuadrupletLossLayer`) and the siamese pair loss
-(:class:`PairContrastiveLoss`), built on the same pure functions. Classification and proxy
-losses (:class:`ArcFaceLoss`, :class:`CosFaceLoss`, :class:`SphereFaceLoss`,
-:class:`NormalizedSoftmaxLoss`, :class:`SubCenterArcFaceLoss`, :class:`ProxyAnchorLoss`,
-:class:`ProxyNCALoss`, :class:`SoftTripleLoss`) keep the in-batch signature and own their class
-weights as a layer, ``loss.head`` (``oneshot.losses.proxies``). Label convention for pairs
-everywhere: ``y = 1`` means the SAME class.
+distance, a miner and a reducer as arguments (``oneshot.losses.base``). The families:
+
+- tuple losses: :class:`TripletMarginLoss`, :class:`ContrastiveLoss`, :class:`QuadrupletLoss`;
+- pair- and batch-based: :class:`LiftedStructureLoss`, :class:`GeneralizedLiftedStructureLoss`,
+  :class:`MultiSimilarityLoss`, :class:`MarginLoss`, :class:`NPairsLoss`, and the
+  contrastive losses of self-supervised learning :class:`NTXentLoss` and :class:`SupConLoss`;
+  :data:`CircleLoss` is ``keras.losses.Circle`` itself;
+- classification with class weights and proxies, which own their weights as a layer,
+  ``loss.head`` (``oneshot.losses.proxies``): :class:`NormalizedSoftmaxLoss`,
+  :class:`CosFaceLoss`, :class:`ArcFaceLoss`, :class:`SubCenterArcFaceLoss`,
+  :class:`SphereFaceLoss`, :class:`ProxyAnchorLoss`, :class:`ProxyNCALoss`,
+  :class:`SoftTripleLoss`.
+
+Offline models use the loss layers (:class:`TripletLossLayer`, :class:`QuadrupletLossLayer`) and
+the siamese pair loss (:class:`PairContrastiveLoss`), built on the same pure functions. Label
+convention for pairs everywhere: ``y = 1`` means the SAME class.
 """
 
 from oneshot.losses.base import MetricLoss
+from oneshot.losses.circle import CircleLoss
 from oneshot.losses.contrastive import ContrastiveLoss, PairContrastiveLoss, contrastive_loss
 from oneshot.losses.legacy import OnlineContrastiveLoss, OnlineQuadrupletLoss, OnlineTripletLoss
+from oneshot.losses.lifted import GeneralizedLiftedStructureLoss, LiftedStructureLoss
+from oneshot.losses.margin import MarginLoss
 from oneshot.losses.margin_softmax import (
     ArcFaceLoss,
     CosFaceLoss,
     NormalizedSoftmaxLoss,
     SubCenterArcFaceLoss,
 )
+from oneshot.losses.multi_similarity import MultiSimilarityLoss
+from oneshot.losses.npairs import NPairsLoss
+from oneshot.losses.ntxent import NTXentLoss
 from oneshot.losses.proxies import ClassProxies, ProxyLoss
 from oneshot.losses.proxy_based import ProxyAnchorLoss, ProxyNCALoss, SoftTripleLoss
 from oneshot.losses.quadruplet import (
@@ -31,6 +44,7 @@ from oneshot.losses.quadruplet import (
     tuple_adaptive_margins,
 )
 from oneshot.losses.sphereface import SphereFaceLoss, sphereface_lambda
+from oneshot.losses.supcon import SupConLoss
 from oneshot.losses.triplet import (
     TripletLossLayer,
     TripletMarginLoss,
@@ -41,10 +55,17 @@ from oneshot.losses.triplet import (
 
 __all__ = [
     "ArcFaceLoss",
+    "CircleLoss",
     "ClassProxies",
     "ContrastiveLoss",
     "CosFaceLoss",
+    "GeneralizedLiftedStructureLoss",
+    "LiftedStructureLoss",
+    "MarginLoss",
     "MetricLoss",
+    "MultiSimilarityLoss",
+    "NPairsLoss",
+    "NTXentLoss",
     "NormalizedSoftmaxLoss",
     "OnlineContrastiveLoss",
     "OnlineQuadrupletLoss",
@@ -58,6 +79,7 @@ __all__ = [
     "SoftTripleLoss",
     "SphereFaceLoss",
     "SubCenterArcFaceLoss",
+    "SupConLoss",
     "TripletLossLayer",
     "TripletMarginLoss",
     "active_triplet_fraction",

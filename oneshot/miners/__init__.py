@@ -15,6 +15,9 @@ miner                       name                returns
 ``QuadrupletMarginMiner()`` "quadruplet_margin" ``((a, p, n), (a, p, n, n2))``
 ==========================  ==================  =====================================
 
+``DistanceWeightedMiner(embedding_dim)`` returns ``(a, p, a, n)`` with one negative drawn at
+random per positive pair (Wu et al. 2017); it has no short name, as it needs the dimension.
+
 Offline hard batches of the original experiments: :class:`HardBatchMiner` (best built with
 :meth:`HardBatchMiner.from_model`).
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 from typing import Any
 
 from oneshot.miners.base import Miner, label_masks, positive_pairs, sorted_negatives
+from oneshot.miners.distance_weighted import DistanceWeightedMiner
 from oneshot.miners.offline import HardBatchMiner, quadruplet_hardness, select_hard
 from oneshot.miners.pairs import HardPairMiner, MultiSimilarityMiner
 from oneshot.miners.quadruplets import QuadrupletMarginMiner, adaptive_margins
@@ -45,6 +49,7 @@ __all__ = [
     "SEMI_HARD_FALLBACKS",
     "BatchAllMiner",
     "BatchHardMiner",
+    "DistanceWeightedMiner",
     "HardBatchMiner",
     "HardPairMiner",
     "Miner",
