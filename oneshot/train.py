@@ -161,14 +161,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
-    experiment = check_args(args)
-    out = args.out or Path("runs") / args.experiment
-
-    if args.threads is not None:
+    if args.threads is not None:  # before anything creates a TensorFlow op or variable
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    experiment = check_args(args)
+    out = args.out or Path("runs") / args.experiment
 
     from oneshot.training.runner import run_experiment  # heavy imports
 

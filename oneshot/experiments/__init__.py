@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from oneshot.experiments.base import EvalConfig, Experiment
+from oneshot.experiments.losses import omniglot_losses, omniglot_losses_tuning
 from oneshot.experiments.online import (
     batch_hard_loss,
     mnist_best,
@@ -66,6 +67,8 @@ EXPERIMENTS: dict[str, Callable[[bool], Experiment]] = {
     "omniglot-best": omniglot_best,
     "omniglot-best-quadruplet": omniglot_best_quadruplet,
     "mnist-best": mnist_best,
+    "omniglot-losses-tuning": omniglot_losses_tuning,
+    "omniglot-losses": omniglot_losses,
 }
 
 

@@ -75,7 +75,7 @@ def omniglot_online(miner: str, summary: str) -> Callable[[bool], Experiment]:
 BEST_STEPS = 6000  # ~30 min on one core of the 2-core reference machine at 35x35 (25 s / 100 steps)
 
 
-def _best_omniglot_run(name: str, loss: keras.losses.Loss, **overrides: Any) -> OnlineRun:
+def best_omniglot_run(name: str, loss: keras.losses.Loss, **overrides: Any) -> OnlineRun:
     """The best recipe: conv4 (width 64, BN before the L2 norm), 35x35 input, P x K = 32 x 4,
     Koch's affine augmentation, the 90/180/270-degree rotations as new classes, Adam 1e-3 with
     a cosine decay to 1e-5, and test-time averaging over one-pixel shifts."""
@@ -114,8 +114,8 @@ def omniglot_tuning(paper: bool) -> Experiment:
         "omniglot-tuning",
         "Tuning on 6 held-out background alphabets: the best recipe with and without rotated classes.",
         (
-            _best_omniglot_run("rotated", batch_hard_loss(), **common),
-            _best_omniglot_run("plain", batch_hard_loss(), rotated_classes=False, **common),
+            best_omniglot_run("rotated", batch_hard_loss(), **common),
+            best_omniglot_run("plain", batch_hard_loss(), rotated_classes=False, **common),
         ),
         dataclasses.replace(BEST_EVAL, lake_runs=False, mnist_transfer=False),
     )
@@ -126,7 +126,7 @@ def omniglot_best(paper: bool) -> Experiment:
     return Experiment(
         "omniglot-best",
         "Best Omniglot model: batch-hard triplets, 35x35, rotated classes, shift averaging (~30 min).",
-        (_best_omniglot_run("batch-hard", batch_hard_loss()),),
+        (best_omniglot_run("batch-hard", batch_hard_loss()),),
         BEST_EVAL,
     )
 
@@ -137,7 +137,7 @@ def omniglot_best_quadruplet(paper: bool) -> Experiment:
     return Experiment(
         "omniglot-best-quadruplet",
         "Quadruplet loss (L2, margin mining) on the best recipe and budget, vs omniglot-best.",
-        (_best_omniglot_run("quadruplet", loss),),
+        (best_omniglot_run("quadruplet", loss),),
         BEST_EVAL,
     )
 

@@ -258,7 +258,8 @@ class OnlineRun(RunConfig):
         super().__post_init__()
         from oneshot.losses import MetricLoss
 
-        if not isinstance(self.loss, MetricLoss):
+        # keras.losses.Circle takes labels and embeddings too (oneshot.losses.CircleLoss)
+        if not isinstance(self.loss, (MetricLoss, keras.losses.Circle)):
             refuse(
                 "loss", self.loss, "an in-batch loss of oneshot.losses (e.g. TripletMarginLoss())"
             )

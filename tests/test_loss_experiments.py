@@ -1,0 +1,64 @@
+"""The loss-family comparison's experiments (oneshot.experiments.losses)."""
+
+from __future__ import annotations
+
+import keras
+
+import oneshot.losses as losses
+from oneshot.experiments import get_experiment
+from oneshot.experiments.losses import CHOSEN, FAMILIES, FAMILY, TUNING_STEPS, tuning_run_name
+from oneshot.training.configs import RunConfig
+
+# every in-batch loss class the comparison must train (issue: "every loss above ... trained")
+IN_BATCH = {
+    "TripletMarginLoss", "ContrastiveLoss", "QuadrupletLoss", "LiftedStructureLoss",
+    "GeneralizedLiftedStructureLoss", "MultiSimilarityLoss", "MarginLoss", "NPairsLoss",
+    "NTXentLoss", "SupConLoss", "Circle", "NormalizedSoftmaxLoss", "CosFaceLoss", "ArcFaceLoss",
+    "SubCenterArcFaceLoss", "SphereFaceLoss", "ProxyAnchorLoss", "ProxyNCALoss", "SoftTripleLoss",
+}  # fmt: skip
+
+
+def test_every_loss_family_is_compared_once():
+    classes = [type(f.make(f.default)).__name__ for f in FAMILIES]
+    assert sorted(classes) == sorted(IN_BATCH)
+    assert len(FAMILY) == len(FAMILIES)
+    for name in IN_BATCH - {"Circle"}:
+        assert hasattr(losses, name)
+    assert losses.CircleLoss is keras.losses.Circle
+
+
+def test_every_loss_has_the_same_grid_size_around_its_default():
+    for family in FAMILIES:
+        assert len(family.grid) == 3 and len(set(family.grid)) == 3, family.name
+        assert min(family.grid) <= family.default <= max(family.grid), family.name
+    assert FAMILY["sphereface"].default == 4  # Liu et al.'s m, at the grid's end
+    assert FAMILY["arcface"].make(0.3).margin == 0.3
+
+
+def test_tuning_runs_hold_out_alphabets_and_differ_only_in_the_loss():
+    tuning = get_experiment("omniglot-losses-tuning")
+    assert len(tuning.runs) == 3 * len(FAMILIES)
+    assert len({r.name for r in tuning.runs}) == len(tuning.runs)
+    assert not tuning.evaluation.lake_runs and not tuning.evaluation.mnist_transfer
+    common = None
+    for run in tuning.runs:
+        assert run.validation_alphabets == 6 and run.steps == TUNING_STEPS
+        fields = run.to_dict()
+        for key in ("name", "loss", "network_kwargs", "learning_rate"):
+            fields.pop(key)
+        assert common is None or fields == common
+        common = fields
+    npairs = [r for r in tuning.runs if r.name.startswith("n-pairs-")]
+    assert [r.learning_rate for r in npairs] == list(FAMILY["n-pairs"].grid)
+    assert tuning_run_name(FAMILY["arcface"], 0.3) == "arcface-margin=0.3"
+
+
+def test_comparison_uses_the_chosen_values_on_the_evaluation_set():
+    comparison = get_experiment("omniglot-losses")
+    assert [r.name for r in comparison.runs] == [f.name for f in FAMILIES]
+    assert comparison.evaluation.lake_runs and comparison.evaluation.mnist_transfer
+    for run in comparison.runs:
+        assert run.validation_alphabets == 0
+        assert RunConfig.from_dict(run.to_dict()) == run  # the config.json round trip
+    for name, value in CHOSEN.items():
+        assert value in FAMILY[name].grid
