@@ -211,7 +211,8 @@ def test_experiment_record_merges_are_serialised(tmp_path):
 
 
 def test_resume_with_other_settings_is_refused_naming_them(tmp_path, data_dir):
-    from oneshot.training.runner import OutputExistsError, train_run
+    from oneshot.training.folders import OutputExistsError
+    from oneshot.training.runner import train_run
 
     run_dir = tmp_path / "run"
     config = tiny_triplet(steps=2, log_every=2)

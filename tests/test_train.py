@@ -63,7 +63,8 @@ def test_every_experiment_round_trips_through_json(name, paper):
             if isinstance(mine, keras.losses.Loss):
                 assert theirs is not mine and type(theirs) is type(mine)
                 assert theirs.get_config() == mine.get_config()
-                assert theirs.miner == mine.miner and theirs.distance == mine.distance
+                for piece in ("miner", "distance"):  # keras.losses.Circle has neither
+                    assert getattr(theirs, piece, None) == getattr(mine, piece, None)
             else:
                 assert theirs == mine, (name, f.name)
         assert dataclasses.replace(back, steps=back.steps + 1) != run
@@ -149,7 +150,8 @@ class _Interrupt(keras.callbacks.Callback):
 
 
 def test_interrupted_run_resumes_to_the_same_final_step(tmp_path, data_dir):
-    from oneshot.training.runner import OutputExistsError, train_run
+    from oneshot.training.folders import OutputExistsError
+    from oneshot.training.runner import train_run
 
     config = tiny_experiment().runs[0]
     run_dir = tmp_path / "run"

@@ -19,7 +19,6 @@ A run folder is written only by its own run:
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import platform
@@ -31,7 +30,6 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from oneshot.cli import UsageError
 from oneshot.data.datasets import LabelledImages
 from oneshot.experiments import Experiment, RunConfig
 from oneshot.models import saveable_model
@@ -47,15 +45,16 @@ from oneshot.training.callbacks import (
     read_checkpoint,
     restore_checkpoint,
 )
-from oneshot.training.lock import LOCK_FILE, FolderLock
+from oneshot.training.folders import (
+    check_run,
+    clear_run_folder,
+    elapsed_seconds,
+    truncate_history,
+)
+from oneshot.training.lock import FolderLock
 from oneshot.training.setup import build_dataset, build_model, load_train_and_test
 
 STRATEGIES = ("none", "mirrored", "multiworker")
-
-
-class OutputExistsError(UsageError, RuntimeError):
-    """The output folder already holds a run and neither --resume nor --overwrite was given,
-    or ``--resume`` asks for settings other than the stored run's."""
 
 
 def get_strategy(name: str) -> tf.distribute.Strategy:
@@ -70,141 +69,6 @@ def get_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def run_state(run_dir: Path) -> str:
-    """``"finished"`` (a model), ``"interrupted"`` (a config, history or checkpoint but no
-    model) or ``"absent"`` (nothing of a run; a stale ``.lock`` does not count)."""
-    run_dir = Path(run_dir)
-    if (run_dir / MODEL_FILE).exists():
-        return "finished"
-    if any((run_dir / name).exists() for name in ("config.json", HISTORY_FILE, BACKUP_DIR)):
-        return "interrupted"
-    return "absent"
-
-
-def _normalised(values: Any) -> Any:
-    return json.loads(json.dumps(values))
-
-
-def _stored_config(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "config.json"
-    if not path.exists():
-        return None
-    stored = json.loads(path.read_text())
-    with contextlib.suppress(ValueError, TypeError, KeyError):  # oneshot 0.1 configs
-        stored = {**RunConfig.from_dict(stored).to_dict(), "seed": stored.get("seed")}
-    return _normalised(stored)
-
-
-def settings_differences(stored: dict[str, Any], asked: dict[str, Any]) -> list[str]:
-    """``"key: stored X, asked Y"`` for every key whose values differ (missing = None)."""
-    keys = list(dict.fromkeys([*stored, *asked]))
-    return [
-        f"{k}: the run has {stored.get(k)!r}, this command asks for {asked.get(k)!r}"
-        for k in keys
-        if stored.get(k) != asked.get(k)
-    ]
-
-
-def check_run(
-    config: RunConfig,
-    run_dir: Path,
-    seed: int = 0,
-    resume: bool = False,
-    overwrite: bool = False,
-    record: dict[str, Any] | None = None,
-) -> str:
-    """What training ``config`` into ``run_dir`` will do, checked without writing anything:
-    ``"new"``, ``"overwrite"``, ``"resume"`` or ``"finished"`` (resume of a finished run:
-    load and re-evaluate).
-
-    Args:
-        config, run_dir, seed, resume, overwrite: as for :func:`train_run`.
-        record: experiment-level settings to compare on resume (e.g. the evaluation and the
-            strategy), against ``OUT/experiment.json``. Defaults to None.
-
-    Raises:
-        RunLockedError: another process is training into the folder.
-        OutputExistsError: the folder holds a run and neither ``resume`` nor ``overwrite`` is
-            set, or ``resume`` asks for settings that differ from the stored run (named).
-    """
-    run_dir = Path(run_dir)
-    FolderLock.check_free(run_dir)  # a run in progress: say so, whatever the folder holds
-    state = run_state(run_dir)
-    if state == "absent":
-        return "new"
-    if overwrite:
-        return "overwrite"
-    if not resume:
-        if state == "finished":
-            raise OutputExistsError(
-                f"{run_dir} already holds a finished run. Pass --overwrite to train again, "
-                "--resume to re-evaluate it, or choose another --out."
-            )
-        raise OutputExistsError(
-            f"{run_dir} holds an interrupted run. Pass --resume to continue it, or --overwrite "
-            "to start again."
-        )
-    differences = []
-    stored = _stored_config(run_dir)
-    if stored is not None:
-        differences += settings_differences(stored, _normalised({**config.to_dict(), "seed": seed}))
-    experiment_file = run_dir.parent / "experiment.json"
-    if record and experiment_file.exists():
-        old = json.loads(experiment_file.read_text())
-        differences += settings_differences(
-            {k: old.get(k) for k in record if k in old},
-            _normalised({k: v for k, v in record.items() if k in old}),
-        )
-    if differences:
-        raise OutputExistsError(
-            f"--resume asks for other settings than the run in {run_dir} was started with: "
-            + "; ".join(differences)
-            + ". Resume with the run's settings, or pass --overwrite (or another --out) to "
-            "train with the new ones."
-        )
-    return "finished" if state == "finished" else "resume"
-
-
-def _elapsed_seconds(history: Path) -> float:
-    """Training seconds already spent by an interrupted run (last ``seconds`` in history.csv)."""
-    if not history.exists():
-        return 0.0
-    with history.open() as f:
-        rows = list(csv.DictReader(f))
-    return float(rows[-1]["seconds"]) if rows and rows[-1].get("seconds") else 0.0
-
-
-def _truncate_history(history: Path, steps_done: int) -> None:
-    """Keep the rows of ``history.csv`` up to ``steps_done`` (a process killed after writing a
-    row but before its checkpoint leaves one row too many); no rows: remove the file."""
-    if not history.exists():
-        return
-    with history.open(newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows or "step" not in rows[0]:
-        history.unlink()
-        return
-    column = rows[0].index("step")
-    kept = [r for r in rows[1:] if r and float(r[column]) <= steps_done]
-    if not kept:
-        history.unlink()
-        return
-    if len(kept) != len(rows) - 1:
-        with history.open("w", newline="") as f:
-            csv.writer(f).writerows([rows[0], *kept])
-
-
-def _clear_run_folder(run_dir: Path) -> None:
-    """Remove everything in ``run_dir`` but its lock (``--overwrite``)."""
-    for path in run_dir.iterdir():
-        if path.name == LOCK_FILE:
-            continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
 
 
 def train_run(
@@ -242,7 +106,7 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
         return load_model(model_path)
     train, test = data or load_train_and_test(config, data_dir)  # a data error changes nothing
     if overwrite or not resume:  # a new folder, or --overwrite
-        _clear_run_folder(run_dir)
+        clear_run_folder(run_dir)
         resume = False
     if not (run_dir / "config.json").exists():
         (run_dir / "config.json").write_text(
@@ -259,7 +123,7 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
     if checkpoint is not None:
         restore_checkpoint(model, checkpoint)  # before the input: hard batches are mined with it
     history = run_dir / HISTORY_FILE
-    _truncate_history(history, done_steps)
+    truncate_history(history, done_steps)
 
     # Chunks of log_every steps, then a shorter last one: exactly config.steps steps.
     full, rest = divmod(config.steps, config.log_every)
@@ -273,7 +137,7 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
         callbacks = [
             stop_on_nan,
             *_monitor(config, test, seed),
-            StepLogger(config.log_every, _elapsed_seconds(history), total_steps=config.steps),
+            StepLogger(config.log_every, elapsed_seconds(history), total_steps=config.steps),
             HistoryLogger(str(history), append=history.exists()),
             RunCheckpoint(run_dir, config.log_every, config.steps, stop_on_nan),
             *(extra_callbacks or []),
@@ -359,7 +223,7 @@ def run_experiment(
                 config, run_dir, data_dir, seed, states[config.name] in ("resume", "finished"),
                 states[config.name] == "overwrite", strategy, None, data,
             )  # fmt: skip
-            train_seconds = _elapsed_seconds(run_dir / HISTORY_FILE)
+            train_seconds = elapsed_seconds(run_dir / HISTORY_FILE)
             entry: dict[str, Any] = {
                 "run_dir": str(run_dir),
                 "train_seconds": train_seconds,
