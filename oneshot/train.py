@@ -116,6 +116,23 @@ def build_experiment(args: argparse.Namespace) -> Experiment:
     return dataclasses.replace(experiment, runs=runs, evaluation=evaluation)
 
 
+def use_threads(threads: int) -> None:
+    """Run TensorFlow ops on ``threads`` CPU threads (a UsageError if TensorFlow has already
+    started in this process with other settings: they can only be set before)."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        current = tf.config.threading.get_intra_op_parallelism_threads()
+        if current != threads:
+            raise UsageError(
+                f"--threads {threads}: TensorFlow already started in this process with "
+                f"{current or 'all'} threads. Pass --threads to a new python -m oneshot.train."
+            ) from None
+
+
 def check_args(args: argparse.Namespace) -> Experiment:
     """Every argument checked before any work: the experiment the command asks for, or a
     UsageError naming the argument, what was expected and what arrived."""
@@ -161,11 +178,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
-    if args.threads is not None:  # before anything creates a TensorFlow op or variable
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    if args.threads is not None and args.threads >= 1:
+        use_threads(args.threads)  # before anything creates a TensorFlow op or variable
     experiment = check_args(args)
     out = args.out or Path("runs") / args.experiment
 
