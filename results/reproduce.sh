@@ -20,3 +20,11 @@ for seed in 0 1 2; do
 done
 "$PY" -m oneshot.train --experiment omniglot-best-quadruplet --seed 0 --threads 1 --out results/omniglot-best-quadruplet --overwrite
 "$PY" -m oneshot.train --experiment mnist-best --seed 0 --out results/mnist-best --overwrite
+
+# Issue 13: the loss-family comparison. Step 1 (about 2.5 core-hours): 19 losses x 3 values on
+# 6 held-out background alphabets; the chosen values go into oneshot/experiments/losses.py
+# (CHOSEN, checked against these runs by the tests). Step 2: 3 seeds of every loss.
+"$PY" -m oneshot.train --experiment omniglot-losses-tuning --threads 1 --out results/omniglot-losses-tuning --overwrite
+for seed in 0 1 2; do
+  "$PY" -m oneshot.train --experiment omniglot-losses --seed "$seed" --threads 1 --out "results/omniglot-losses/seed$seed" --overwrite
+done

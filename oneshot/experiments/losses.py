@@ -186,6 +186,7 @@ FAMILIES: tuple[LossFamily, ...] = (
         "scale",
         (1.0, 3.0, 9.0),
         lambda s: ProxyNCALoss(None, scale=s),
+        paper_default=1.0,  # the paper has no scale; ProxyNCA++ uses about 9
     ),  # fmt: skip
     LossFamily(
         "soft-triple",
