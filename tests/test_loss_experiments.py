@@ -62,3 +62,25 @@ def test_comparison_uses_the_chosen_values_on_the_evaluation_set():
         assert RunConfig.from_dict(run.to_dict()) == run  # the config.json round trip
     for name, value in CHOSEN.items():
         assert value in FAMILY[name].grid
+
+
+def test_chosen_values_are_the_argmax_of_the_committed_tuning_runs():
+    from pathlib import Path
+
+    from oneshot.experiments.losses import choose, tuning_scores
+
+    tuning = Path(__file__).resolve().parents[1] / "results" / "omniglot-losses-tuning"
+    chosen = choose(tuning_scores(tuning))
+    assert CHOSEN == chosen, "update CHOSEN in oneshot/experiments/losses.py from the tuning runs"
+
+
+def test_choose_takes_the_best_value_of_complete_grids_only():
+    from oneshot.experiments.losses import choose
+
+    scores = {
+        "arcface": {0.3: 0.5, 0.5: 0.7, 0.7: 0.6},
+        "cosface": {0.2: 0.9, 0.35: 0.8},  # incomplete grid: no choice yet
+        "supcon": {0.05: 0.6, 0.1: 0.6, 0.2: 0.6},  # a tie: the paper's value
+        "lifted": {0.5: 0.7, 1.0: 0.6, 2.0: 0.7},  # a tie without it: the smaller value
+    }
+    assert choose(scores) == {"arcface": 0.5, "supcon": 0.1, "lifted": 0.5}

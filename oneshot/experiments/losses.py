@@ -18,8 +18,10 @@ augmentation, Adam 1e-3 with a cosine decay to 1e-5, and one budget of steps per
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -251,3 +253,36 @@ def omniglot_losses(paper: bool) -> Experiment:
         runs,
         BEST_EVAL,
     )
+
+
+SELECTION_TASK = "20-way 1-shot within-alphabet"  # on the held-out background alphabets
+
+
+def tuning_scores(tuning_dir: str | Path) -> dict[str, dict[float, float]]:
+    """Validation accuracy (:data:`SELECTION_TASK`) of every finished tuning run under
+    ``tuning_dir`` (``results/omniglot-losses-tuning``): loss name -> {value: accuracy}."""
+    from oneshot.runs import METRICS_FILE, headline_metrics
+
+    scores: dict[str, dict[float, float]] = {}
+    for family in FAMILIES:
+        for value in family.grid:
+            path = Path(tuning_dir) / tuning_run_name(family, value) / METRICS_FILE
+            if path.exists():
+                report = json.loads(path.read_text())
+                accuracy = headline_metrics(report)[SELECTION_TASK]
+                scores.setdefault(family.name, {})[value] = accuracy
+    return scores
+
+
+def choose(scores: dict[str, dict[float, float]]) -> dict[str, float]:
+    """The best value of every loss whose whole grid was tuned (ties: the paper's value, then
+    the smaller one)."""
+    chosen = {}
+    for name, by_value in scores.items():
+        family = FAMILY[name]
+        if set(by_value) != set(family.grid):
+            continue
+        best = max(by_value.values())
+        ties = [v for v in family.grid if by_value[v] == best]
+        chosen[name] = family.default if family.default in ties else min(ties)
+    return chosen
