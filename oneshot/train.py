@@ -162,6 +162,17 @@ def check_args(args: argparse.Namespace) -> Experiment:
 
 def main(argv: list[str] | None = None) -> int:
     use_headless_backend()
+    # threads first: TensorFlow fixes them at its first op or variable, and building the
+    # experiments (parse_args lists them all in --help) may create one (a seeded miner)
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--threads", type=int)
+    threads = early.parse_known_args(argv)[0].threads
+    if threads is not None and threads >= 1:
+        try:
+            use_threads(threads)
+        except UsageError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     args = parse_args(argv)
     try:
         return run_command(lambda: _train(args, argv), debug=args.debug)
@@ -178,8 +189,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
-    if args.threads is not None and args.threads >= 1:
-        use_threads(args.threads)  # before anything creates a TensorFlow op or variable
     experiment = check_args(args)
     out = args.out or Path("runs") / args.experiment
 

@@ -481,22 +481,33 @@ def test_gradients_are_finite_at_zero_distance(index):
 
 
 @pytest.mark.parametrize("index", range(len(PAIR_LOSSES)), ids=PAIR_IDS)
-def test_degenerate_batches_give_zero_loss_and_zero_gradient(index):
-    """No anchor with both a positive and a negative: one class, all labels distinct, a single
-    sample. The loss is exactly 0 and the gradient exists and is all zeros (the rule of the
-    triplet losses; no error, so ``fit`` never stops on such a batch)."""
+def test_batches_without_positives_give_zero_loss_and_zero_gradient(index):
+    """All labels distinct: no anchor has a positive. The loss is exactly 0 and the gradient
+    exists and is all zeros (the rule of the triplet losses)."""
     rng = np.random.default_rng(index)
-    cases = {
-        "one class": (rng.normal(size=(6, 3)), [0] * 6),
-        "distinct": (rng.normal(size=(6, 3)), range(6)),
-        "one sample": (rng.normal(size=(1, 3)), [3]),
-    }
-    for case, (emb, labels) in cases.items():
-        emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-        value, grad = value_and_gradient(fresh(PAIR_LOSSES[index]), list(labels), emb)
-        assert value == 0.0, case
-        assert grad is not None, f"{case}: the gradient is None, not zeros"
-        np.testing.assert_array_equal(grad.numpy(), np.zeros_like(emb), err_msg=case)
+    emb = rng.normal(size=(6, 3))
+    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    value, grad = value_and_gradient(fresh(PAIR_LOSSES[index]), list(range(6)), emb)
+    assert value == 0.0
+    assert grad is not None, "the gradient is None, not zeros"
+    np.testing.assert_array_equal(grad.numpy(), np.zeros_like(emb))
+
+
+@pytest.mark.parametrize("index", range(len(LOSSES)), ids=IDS)  # Keras's Circle: its own rules
+def test_a_single_class_batch_is_a_clear_error_naming_y_true(index):
+    """One class (or one sample): nothing to contrast. Eagerly a ValueError, inside a graph
+    (``fit``) an InvalidArgumentError, both naming `y_true` and what to do."""
+    rng = np.random.default_rng(index)
+    for emb, labels in ((rng.normal(size=(6, 3)), [0] * 6), (rng.normal(size=(1, 3)), [3])):
+        emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+        loss = fresh(LOSSES[index])
+        with pytest.raises(ValueError, match="`y_true`.*at least two classes.*P >= 2"):
+            loss(np.asarray(labels), emb)
+        graph = tf.function(lambda y, x, loss=loss: loss(y, x))
+        with pytest.raises(tf.errors.InvalidArgumentError, match="`y_true`.*two classes"):
+            graph(tf.constant(labels), tf.constant(emb))
+    two = fresh(LOSSES[index])(np.array([0, 0, 1, 1]), np.eye(3, dtype=np.float32)[[0, 1, 2, 0]])
+    assert np.isfinite(float(two))
 
 
 @pytest.mark.parametrize(

@@ -60,6 +60,26 @@ def check_embeddings(labels: tf.Tensor, embeddings: tf.Tensor) -> tuple[tf.Tenso
     return labels, embeddings
 
 
+def check_two_classes(
+    labels: tf.Tensor, embeddings: tf.Tensor, loss_name: str
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """``(labels, embeddings)`` if the batch holds at least two classes, else an error naming
+    `y_true` (a ValueError eagerly; an InvalidArgumentError inside ``fit``'s graph, checked
+    before anything computed from them)."""
+    message = (
+        f"Invalid value for `y_true`. {loss_name} contrasts classes and needs a batch with at "
+        "least two classes; this batch has one. Sample P x K batches with P >= 2 "
+        "(oneshot.data.samplers.pk_dataset)."
+    )
+    several = tf.reduce_any(tf.not_equal(labels, labels[:1]))
+    if tf.executing_eagerly():
+        if not bool(several):
+            raise ValueError(message)
+        return labels, embeddings
+    with tf.control_dependencies([tf.debugging.Assert(several, [message])]):
+        return tf.identity(labels), tf.identity(embeddings)
+
+
 class MetricLoss(keras.losses.Loss):
     """Base class of the in-batch losses (subclasses implement :meth:`per_sample`).
 
@@ -71,6 +91,8 @@ class MetricLoss(keras.losses.Loss):
     """
 
     default_reducer: type[Reducer] = MeanReducer
+    #: refuse a batch of a single class (pair- and batch-based losses): it has no negative
+    requires_two_classes: bool = False
     #: what the loss consumes: "triplets", "pairs" or "quadruplets" (a miner's ``tuples``)
     tuples: str = ""
 
@@ -96,6 +118,8 @@ class MetricLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         labels, embeddings = check_embeddings(y_true, y_pred)
+        if self.requires_two_classes:
+            labels, embeddings = check_two_classes(labels, embeddings, type(self).__name__)
         return self.compute(labels, embeddings)
 
     def compute(self, labels, embeddings, indices: tuple | None = None) -> tf.Tensor:

@@ -57,6 +57,8 @@ class LiftedStructureLoss(MetricLoss):
 
     tuples = "pairs"
 
+    requires_two_classes = True
+
     def __init__(
         self,
         margin: float = 1.0,
@@ -121,6 +123,8 @@ class GeneralizedLiftedStructureLoss(MetricLoss):
     """
 
     tuples = "pairs"
+
+    requires_two_classes = True
 
     def __init__(
         self,

@@ -32,7 +32,7 @@ class MarginLoss(MetricLoss):
     ``y_true``: integer class labels (B,); ``y_pred``: embeddings (B, D). Positive pairs cost
     ``max(alpha + D - beta, 0)``, negative pairs ``max(alpha - D + beta, 0)``, each anchored at
     its first element; only anchors with a positive and a negative in the batch count (a batch
-    of one class, or of distinct labels, gives 0).
+    of distinct labels gives 0; a batch of one class is an error naming `y_true`).
 
     With ``miner=DistanceWeightedMiner(embedding_dim)`` (the paper's setting) the distance must
     be the Euclidean one (``LpDistance()``), and each call checks that the embeddings have
@@ -62,6 +62,8 @@ class MarginLoss(MetricLoss):
 
     default_reducer = MeanNonZeroReducer
     tuples = "pairs"
+
+    requires_two_classes = True
 
     def __init__(
         self,

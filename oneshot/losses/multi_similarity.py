@@ -41,7 +41,7 @@ class MultiSimilarityLoss(MetricLoss):
     + log(1 + sum_{N_i} exp(beta (S_ik - base))) / beta`` over the pairs the miner keeps.
     Every anchor with a positive and a negative in the batch has a term (0 when the miner kept
     none of its pairs, as in the paper's mean over the batch); the others have none, so a
-    batch of one class, or of distinct labels, gives 0.
+    batch of distinct labels gives 0 (a batch of one class is an error naming `y_true`).
 
     Args:
         alpha: scale of the positive pairs (> 0). Defaults to 2.0 (the paper).
@@ -66,6 +66,8 @@ class MultiSimilarityLoss(MetricLoss):
     """
 
     tuples = "pairs"
+
+    requires_two_classes = True
 
     def __init__(
         self,

@@ -62,6 +62,8 @@ class NPairsLoss(MetricLoss):
     NIPS 2016 (no arXiv version).
     """
 
+    requires_two_classes = True
+
     def __init__(
         self,
         distance: Distance | str | dict | None = None,

@@ -58,6 +58,8 @@ class NTXentLoss(MetricLoss):
 
     tuples = "pairs"
 
+    requires_two_classes = True
+
     def __init__(
         self,
         temperature: float = 0.5,

@@ -8,8 +8,9 @@ a finite, exact gradient even when the set is empty.
 
 Degenerate batches (the rule of every loss here, as of the triplet losses): an anchor teaches
 something only if the batch holds another sample of its class AND a sample of another class
-(:func:`contrastable_anchors`); a batch with a single class, or with all labels distinct, gives
-a loss of exactly 0 with a zero gradient.
+(:func:`contrastable_anchors`); a batch with all labels distinct gives a loss of exactly 0 with
+a zero gradient. A batch of a single class is refused with an error naming `y_true`
+(``MetricLoss.requires_two_classes``): P x K batches always hold P >= 2 classes.
 """
 
 from __future__ import annotations

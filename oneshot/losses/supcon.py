@@ -35,8 +35,8 @@ class SupConLoss(MetricLoss):
     ``z = s / temperature`` (``-D / temperature`` for a distance; constant shifts cancel),
     ``l_i = log sum_{a in A(i)} exp(z_ia) - mean_{p in P(i)} z_ip``, where P(i) are the
     anchor's positive pairs and A(i) its positive and negative pairs. Anchors without a
-    positive pair, or without a negative in the batch, give no term (so a batch of one class
-    gives 0, where the paper's formula would still pull the class together).
+    positive pair, or without a negative in the batch, give no term; a batch of one class is
+    refused with an error naming `y_true` (the paper's formula would still pull it together).
 
     Args:
         temperature: tau (> 0). Defaults to 0.1 (the paper).
@@ -54,6 +54,8 @@ class SupConLoss(MetricLoss):
     """
 
     tuples = "pairs"
+
+    requires_two_classes = True
 
     def __init__(
         self,

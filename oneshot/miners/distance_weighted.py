@@ -83,7 +83,7 @@ class DistanceWeightedMiner(Miner):
                 f"Received: seed={seed!r}"
             )
         self.seed = None if seed is None else int(seed)
-        self._generator: keras.random.SeedGenerator | None = None  # made on first use
+        self._generator = keras.random.SeedGenerator(self.seed)
 
     def log_weights(self, dist: tf.Tensor) -> tf.Tensor:
         """``-log q(max(d, cutoff))`` (up to a constant), finite for d in [0, 2)."""
@@ -114,9 +114,6 @@ class DistanceWeightedMiner(Miner):
         logits = tf.where(has_negative[:, None], logits, tf.zeros_like(d))
         logits -= tf.reduce_max(logits, axis=1, keepdims=True)
         batch = tf.shape(d)[0]
-        if self._generator is None:  # lazily, so building a config creates no TF state
-            with tf.init_scope():
-                self._generator = keras.random.SeedGenerator(self.seed)
         draws = keras.random.categorical(logits, batch, dtype="int64", seed=self._generator)
         pairs = tf.where(tf.logical_and(positive, has_negative[:, None]))
         a, p = pairs[:, 0], pairs[:, 1]
