@@ -202,7 +202,20 @@ FAMILY = {f.name: f for f in FAMILIES}
 
 #: the value of each loss's parameter chosen on the validation alphabets (the best
 #: ``omniglot-losses-tuning`` run); a loss not listed here is trained with its paper default
-CHOSEN: dict[str, float] = {}
+CHOSEN: dict[str, float] = {
+    "batch-hard": 0.1,
+    "contrastive": 1.5,
+    "quadruplet": 0.2,
+    "lifted": 1.0,
+    "generalized-lifted": 2.0,
+    "multi-similarity": 25.0,
+    "margin": 0.8,
+    "n-pairs": 0.003,
+    "nt-xent": 0.1,
+    "supcon": 0.1,
+    "circle": 80.0,
+    "normalized-softmax": 0.1,
+}
 
 TUNING_EVAL = dataclasses.replace(BEST_EVAL, lake_runs=False, mnist_transfer=False)
 
