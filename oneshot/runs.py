@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oneshot.data.datasets import TEST_SPLIT
+
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
-TEST_SPLIT = {"mnist": "test", "omniglot": "evaluation"}
 RETRIEVAL_NAMES = {
     "precision_at_1": "precision@1 (retrieval)",
     "r_precision": "R-precision (retrieval)",

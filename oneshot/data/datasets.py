@@ -36,6 +36,8 @@ from oneshot.validation import check_choice
 DATASETS = ("mnist", "omniglot")
 # Per dataset: (training split, test split).
 SPLITS = {"mnist": ("train", "test"), "omniglot": ("background", "evaluation")}
+TRAIN_SPLIT = {name: train for name, (train, _) in SPLITS.items()}
+TEST_SPLIT = {name: test for name, (_, test) in SPLITS.items()}
 SOURCES = ("files", "tfds")
 
 _TFDS_SPLITS = {"train": "train", "test": "test", "background": "train", "evaluation": "test"}

@@ -60,6 +60,18 @@ def check_embeddings(labels: tf.Tensor, embeddings: tf.Tensor) -> tuple[tf.Tenso
     return labels, embeddings
 
 
+def check_positive(argument: str, value: Any) -> float:
+    """``value`` as a float if it is a finite number > 0 (scales, temperatures), else a
+    ValueError naming the argument."""
+    value = check_number(argument, value, minimum=0.0)
+    if value <= 0:
+        raise ValueError(
+            f"Invalid value for argument `{argument}`. Expected a finite number > 0. "
+            f"Received: {argument}={value!r}"
+        )
+    return value
+
+
 def check_two_classes(
     labels: tf.Tensor, embeddings: tf.Tensor, loss_name: str
 ) -> tuple[tf.Tensor, tf.Tensor]:

@@ -20,8 +20,8 @@ from typing import Any
 import tensorflow as tf
 
 from oneshot.distances.base import safe_sqrt
-from oneshot.losses.base import check_margin
-from oneshot.losses.proxies import ProxyLoss, check_count, check_positive
+from oneshot.losses.base import check_margin, check_positive
+from oneshot.losses.proxies import ProxyLoss, check_count
 from oneshot.pieces import register
 
 

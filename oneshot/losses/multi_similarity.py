@@ -20,10 +20,9 @@ import keras
 import tensorflow as tf
 
 from oneshot.distances import CosineSimilarity, Distance
-from oneshot.losses.base import MetricLoss
+from oneshot.losses.base import MetricLoss, check_positive
 from oneshot.losses.pair_sets import (
     all_pairs,
-    check_positive,
     contrastable_anchors,
     masked_logsumexp,
     pair_masks,

@@ -18,18 +18,6 @@ from __future__ import annotations
 import tensorflow as tf
 
 from oneshot.miners import HardPairMiner, label_masks
-from oneshot.miners.base import check_number
-
-
-def check_positive(argument: str, value: float) -> float:
-    """``value`` as a float if it is a finite number > 0 (scales and temperatures), else raise."""
-    value = check_number(argument, value, minimum=0.0)
-    if value == 0.0:
-        raise ValueError(
-            f"Invalid value for argument `{argument}`. Expected a finite number > 0. "
-            f"Received: {argument}={value!r}"
-        )
-    return value
 
 
 def all_pairs(dist: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, ...]:

@@ -27,23 +27,11 @@ import numpy as np
 import tensorflow as tf
 
 from oneshot.distances import CosineSimilarity
-from oneshot.losses.base import MetricLoss, check_embeddings
-from oneshot.miners.base import check_number
+from oneshot.losses.base import MetricLoss, check_embeddings, check_positive
 from oneshot.pieces import register
 
 #: the default initial proxies: unit-variance normal entries (norm about sqrt(D) whatever C)
 DEFAULT_INITIALIZER = {"class_name": "RandomNormal", "config": {"mean": 0.0, "stddev": 1.0}}
-
-
-def check_positive(argument: str, value: Any) -> float:
-    """``value`` as a float if it is a finite number > 0, else a ValueError naming it."""
-    value = check_number(argument, value, minimum=0.0)
-    if value <= 0:
-        raise ValueError(
-            f"Invalid value for argument `{argument}`. Expected a finite number > 0. "
-            f"Received: {argument}={value!r}"
-        )
-    return value
 
 
 def check_count(argument: str, value: Any, minimum: int) -> int:

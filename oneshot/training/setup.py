@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from oneshot.data import load_mnist, load_omniglot
-from oneshot.data.datasets import LabelledImages
+from oneshot.data.datasets import TEST_SPLIT, TRAIN_SPLIT, LabelledImages
 from oneshot.data.samplers import pair_dataset, pk_dataset, quadruplet_dataset, triplet_dataset
 from oneshot.data.variants import hold_out_alphabets, with_rotated_classes
 from oneshot.experiments import OnlineRun, QuadrupletRun, RunConfig, SiameseRun, TripletRun
@@ -17,9 +17,6 @@ from oneshot.losses.proxies import ProxyLoss
 from oneshot.miners import HardBatchMiner
 from oneshot.models import build_online, build_quadruplet, build_siamese, build_triplet
 from oneshot.networks import build_network
-
-TRAIN_SPLIT = {"mnist": "train", "omniglot": "background"}
-TEST_SPLIT = {"mnist": "test", "omniglot": "evaluation"}
 
 
 def load_split(config: RunConfig, split: str, data_dir: str | Path | None) -> LabelledImages:
