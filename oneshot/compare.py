@@ -1,11 +1,18 @@
 """Command line: compare runs side by side.
 
     python -m oneshot.compare RUN_DIR [RUN_DIR ...] [--out FILE.png] [--markdown] [--mean]
+    python -m oneshot.compare --seeds SEED_DIR [SEED_DIR ...] [--out FILE.png] [--baseline RUN]
 
 Draws the loss curves of every run on one figure (``history.csv``) and prints a table of their
 headline metrics (``metrics.json``) next to each other; ``--mean`` adds the mean and standard
-deviation over the runs (e.g. the seeds of one configuration). Reading run folders and
-building the table is ``oneshot.runs``; this module is the command line.
+deviation over the runs (e.g. the seeds of one configuration).
+
+``--seeds`` reads whole experiments repeated over seeds (``results/omniglot-losses/seed0``,
+``seed1``, ...): a Markdown table with one row per run (the mean and 95% t interval over
+seeds, marked where the seed-by-seed difference to ``--baseline`` excludes zero), a figure of
+the metrics with their intervals (``--out``) and, when the runs had a training monitor, its
+accuracy against training minutes (``--out`` with ``-time`` before the suffix).
+Reading run folders and building the tables is ``oneshot.runs``; this module is the command line.
 """
 
 from __future__ import annotations
@@ -15,7 +22,31 @@ import sys
 from pathlib import Path
 
 from oneshot.cli import UsageError, add_debug_flag, run_command, use_headless_backend
-from oneshot.runs import HISTORY_FILE, METRICS_FILE, metrics_table, read_history, run_labels
+from oneshot.runs import (
+    HISTORY_FILE,
+    METRICS_FILE,
+    lower_is_better,
+    metrics_table,
+    read_history,
+    run_labels,
+    seed_columns,
+    seeds_table,
+)
+
+#: the columns of a ``--seeds`` table, where the runs report them (Omniglot's full evaluation)
+SEED_METRICS = (
+    "Lake runs error (%)",
+    "20-way 1-shot within-alphabet",
+    "20-way 1-shot unstructured",
+    "CMC rank-1 (400 classes)",
+    "MAP@R (retrieval)",
+    "AUC (first_n)",
+    "TPR@FPR1e-3 (first_n)",
+    "MNIST 10-way 1-shot (Omniglot-trained)",
+    "training minutes",
+)
+#: the panels of the ``--seeds`` figure
+SEED_FIGURE_METRICS = SEED_METRICS[:4]
 
 
 def compare_runs(run_dirs: list[Path], out: Path | None = None):
@@ -26,22 +57,82 @@ def compare_runs(run_dirs: list[Path], out: Path | None = None):
     return plot_loss_curves(histories, path=out)
 
 
+def compare_seeds(
+    seed_dirs: list[Path], out: Path | None = None, baseline: str | None = None
+) -> str:
+    """The ``--seeds`` report of experiments repeated over seeds: return the Markdown table;
+    write the interval figure to ``out`` and the monitor curves beside it."""
+    from oneshot.experiments.losses import family_of
+    from oneshot.plots.comparisons import plot_curves_by_group, plot_seed_intervals
+
+    columns = seed_columns(seed_dirs)
+    if not columns:
+        raise UsageError(
+            f"no evaluated run ({METRICS_FILE}) in {', '.join(map(str, seed_dirs))}. Pass the "
+            "OUT folders of one experiment per seed, e.g. results/omniglot-losses/seed0 seed1."
+        )
+    reported = {k for by_seed in columns.values() for c in by_seed.values() for k in c}
+    metrics = [m for m in SEED_METRICS if m in reported] or sorted(reported)
+    if baseline is not None and baseline not in columns:
+        raise UsageError(
+            f"--baseline {baseline!r} is not an evaluated run of these folders; they have: "
+            f"{', '.join(columns)}."
+        )
+    if out is not None:
+        panels = [m for m in SEED_FIGURE_METRICS if m in reported] or metrics[:3]
+        plot_seed_intervals(
+            columns, panels, group_of=family_of, reference=baseline, path=out,
+            scale_of=lambda m: 1.0 if lower_is_better(m) else 100.0,
+        )  # fmt: skip
+        histories = {
+            name: [read_history(Path(d) / name) for d in seed_dirs if Path(d).name in by_seed]
+            for name, by_seed in columns.items()
+        }
+        if any(h.get("monitor_20way") for runs in histories.values() for h in runs):
+            time_figure = out.with_name(f"{out.stem}-time{out.suffix}")
+            plot_curves_by_group(histories, group_of=family_of, reference=baseline,
+                                 path=time_figure)  # fmt: skip
+    return seeds_table(columns, metrics, baseline)
+
+
 def main(argv: list[str] | None = None) -> int:
     use_headless_backend()
     parser = argparse.ArgumentParser(
         prog="python -m oneshot.compare",
         description="Loss curves of several runs on one figure, and their metrics side by side.",
     )
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders (OUT/<run>)")
+    parser.add_argument(
+        "runs", nargs="+", type=Path, help="run folders (OUT/<run>), or seed folders with --seeds"
+    )
     parser.add_argument("--out", type=Path, default=Path("comparison.png"), help="figure file")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument(
         "--mean", action="store_true", help="add the mean and std over the runs (e.g. seeds)"
     )
+    parser.add_argument(
+        "--seeds",
+        action="store_true",
+        help="the folders are one experiment's OUT per seed (e.g. results/omniglot-losses/seed0 "
+        "seed1 seed2): one row per run, the mean and 95%% t interval over the seeds",
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="with --seeds: mark the runs whose seed-by-seed difference to this run excludes zero",
+    )
     add_debug_flag(parser)
     args = parser.parse_args(argv)
 
     def body() -> int:
+        if args.seeds:
+            not_dirs = [str(d) for d in args.runs if not d.is_dir()]
+            if not_dirs:
+                raise UsageError(f"not folders: {', '.join(not_dirs)}.")
+            print(compare_seeds(args.runs, args.out, args.baseline))
+            print(f"\nfigure: {args.out}")
+            return 0
+        if args.baseline is not None:
+            raise UsageError("--baseline goes with --seeds.")
         missing = [str(d) for d in args.runs if not (d / HISTORY_FILE).exists()]
         if missing:
             raise UsageError(

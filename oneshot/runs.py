@@ -21,6 +21,7 @@ from typing import Any
 from oneshot.data.datasets import TEST_SPLIT
 
 HISTORY_FILE = "history.csv"
+EXPERIMENT_FILE = "experiment.json"
 METRICS_FILE = "metrics.json"
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -313,3 +314,113 @@ def reports_table(
     if reports and markdown:
         table += "\n\nProtocols: " + protocol_note(reports[names[0]]) + "."
     return table
+
+
+def _run_names(seed_dirs: list[Path]) -> list[str]:
+    """Run names of seed folders in the experiment's order (``experiment.json``), then any
+    other run folder, each name once."""
+    names: list[str] = []
+    for seed_dir in seed_dirs:
+        experiment = Path(seed_dir) / EXPERIMENT_FILE
+        if experiment.exists():
+            names += [run["name"] for run in json.loads(experiment.read_text()).get("runs", [])]
+        names += sorted(p.parent.name for p in Path(seed_dir).glob("*/" + METRICS_FILE))
+    return list(dict.fromkeys(names))
+
+
+def seed_columns(seed_dirs: list[Path]) -> dict[str, dict[str, dict[str, float]]]:
+    """Headline metrics (with training steps and minutes) of every evaluated run of seed
+    folders such as ``results/omniglot-losses/seed0 ... seed2``: run name -> seed folder name
+    -> metrics. Unfinished runs (no ``metrics.json``) are left out, so a comparison can be read
+    while its seeds are still running."""
+    found: dict[str, dict[str, dict[str, float]]] = {}
+    for name in _run_names(seed_dirs):
+        done = [Path(d) for d in seed_dirs if (Path(d) / name / METRICS_FILE).exists()]
+        if done:
+            columns = _run_columns([d / name for d in done])
+            found[name] = {d.name: c for d, c in zip(done, columns, strict=True)}
+    return found
+
+
+def seed_metrics(
+    columns_by_run: Mapping[str, Mapping[str, Mapping[str, float]]],
+) -> dict[str, dict[str, Any]]:
+    """:func:`seed_columns` summarised: run name -> metric -> ``SeedSummary`` (mean over the
+    seeds and its 95% t interval), for the metrics every seed of the run reports."""
+    from oneshot.evaluation.seeds import seed_summary
+
+    summary = {}
+    for name, by_seed in columns_by_run.items():
+        columns = list(by_seed.values())
+        shared = [k for k in columns[0] if all(k in c for c in columns)]
+        summary[name] = {k: seed_summary([c[k] for c in columns]) for k in shared}
+    return summary
+
+
+def paired_to_baseline(
+    columns_by_run: Mapping[str, Mapping[str, Mapping[str, float]]],
+    name: str,
+    baseline: str,
+    metric: str,
+) -> Any:
+    """``SeedSummary`` of run ``name`` minus run ``baseline`` on ``metric``, seed by seed over
+    the seeds both have (runs with one seed share its batches and evaluation episodes); None
+    with fewer than two such seeds."""
+    from oneshot.evaluation.seeds import paired_difference
+
+    runs, base = columns_by_run[name], columns_by_run[baseline]
+    seeds = [s for s in runs if s in base and metric in runs[s] and metric in base[s]]
+    if len(seeds) < 2:
+        return None
+    return paired_difference([runs[s][metric] for s in seeds], [base[s][metric] for s in seeds])
+
+
+def lower_is_better(metric: str) -> bool:
+    """Error rates and costs: the Lake error and the training minutes."""
+    return metric.startswith("Lake") or metric == "training minutes"
+
+
+def _is_fraction(metric: str) -> bool:
+    return any(marker in metric for marker in _FRACTION_MARKERS)
+
+
+def _short_metric(metric: str) -> str:
+    """Column titles for a table with one row per run."""
+    return (
+        metric.replace(" (retrieval)", "").replace("TPR@FPR1e-3", "TPR@1e-3")
+        .replace("MNIST 10-way 1-shot (Omniglot-trained)", "MNIST 10-way")
+        .replace("Lake runs error (%)", "Lake error")
+    )  # fmt: skip
+
+
+def seeds_table(
+    columns_by_run: Mapping[str, Mapping[str, Mapping[str, float]]],
+    metrics: list[str],
+    baseline: str | None = None,
+) -> str:
+    """Markdown table of :func:`seed_columns`, one row per run and one column per metric:
+    ``mean ± 95% t interval`` over seeds, accuracies and rates in percent, AUC as an area.
+
+    With ``baseline`` (a run name), a cell is marked ``▲`` (better) or ``▼`` (worse) when the
+    run's seed-by-seed difference to the baseline (:func:`paired_to_baseline`) has an interval
+    that excludes zero; higher is better except where :func:`lower_is_better`.
+    """
+    summary = seed_metrics(columns_by_run)
+    header = ["run", "seeds", *(_short_metric(m) for m in metrics)]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for name, by_metric in summary.items():
+        cells = [f"`{name}`", str(len(columns_by_run[name]))]
+        for metric in metrics:
+            if metric not in by_metric:
+                cells.append("-")
+                continue
+            scale = 100.0 if _is_fraction(metric) else 1.0
+            cell = by_metric[metric].format(scale, 4 if metric.startswith("AUC") else 1)
+            if baseline in columns_by_run and name != baseline:
+                difference = paired_to_baseline(columns_by_run, name, baseline, metric)
+                if difference is not None and difference.excludes_zero():
+                    better = (difference.mean < 0) == lower_is_better(metric)
+                    cell += " ▲" if better else " ▼"
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -36,6 +36,7 @@ from oneshot.evaluation.retrieval import (
     retrieval_metrics,
     retrieval_metrics_from_distances,
 )
+from oneshot.evaluation.seeds import SeedSummary, paired_difference, seed_summary
 from oneshot.evaluation.verification import (
     VerificationResult,
     first_n_pairs,
@@ -50,6 +51,7 @@ __all__ = [
     "Episodes",
     "LakeResult",
     "OneShotResult",
+    "SeedSummary",
     "VerificationResult",
     "accuracy_line",
     "accuracy_vs_ways",
@@ -67,12 +69,14 @@ __all__ = [
     "modified_hausdorff",
     "modified_hausdorff_matrix",
     "nearest_neighbours",
+    "paired_difference",
     "nway_accuracy",
     "rank_candidates",
     "retrieval_metrics",
     "retrieval_metrics_from_distances",
     "sample_balanced_pairs",
     "sample_episodes",
+    "seed_summary",
     "tpr_at_fpr",
     "verification",
     "verification_from_distances",

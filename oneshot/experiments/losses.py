@@ -299,3 +299,9 @@ def choose(scores: dict[str, dict[float, float]]) -> dict[str, float]:
         ties = [v for v in family.grid if by_value[v] == best]
         chosen[name] = family.default if family.default in ties else min(ties)
     return chosen
+
+
+def family_of(run_name: str) -> str | None:
+    """The family (tuple, pair, classification) of a comparison run, None for other names."""
+    family = FAMILY.get(run_name)
+    return family.family if family else None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from oneshot.cli import UsageError
-from oneshot.runs import HISTORY_FILE, MODEL_FILE
+from oneshot.runs import EXPERIMENT_FILE, HISTORY_FILE, MODEL_FILE
 from oneshot.training.callbacks import BACKUP_DIR
 from oneshot.training.configs import RunConfig
 from oneshot.training.lock import LOCK_FILE, FolderLock
@@ -103,7 +103,7 @@ def check_run(
     stored = _stored_config(run_dir)
     if stored is not None:
         differences += settings_differences(stored, _normalised({**config.to_dict(), "seed": seed}))
-    experiment_file = run_dir.parent / "experiment.json"
+    experiment_file = run_dir.parent / EXPERIMENT_FILE
     if record and experiment_file.exists():
         old = json.loads(experiment_file.read_text())
         differences += settings_differences(

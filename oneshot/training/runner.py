@@ -33,7 +33,7 @@ import tensorflow as tf
 from oneshot.data.datasets import LabelledImages
 from oneshot.experiments import Experiment, RunConfig
 from oneshot.models import saveable_model
-from oneshot.runs import HISTORY_FILE, MODEL_FILE
+from oneshot.runs import EXPERIMENT_FILE, HISTORY_FILE, MODEL_FILE
 from oneshot.training.callbacks import (
     BACKUP_DIR,
     EpisodeMonitor,
@@ -213,7 +213,7 @@ def run_experiment(
             f"{len(tf.config.list_physical_devices('CPU'))} CPU device(s)",
             "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
         }
-        _write_merged(out / "experiment.json", record)
+        _write_merged(out / EXPERIMENT_FILE, record)
         summary: dict[str, Any] = {"experiment": experiment.name, "out": str(out), "runs": {}}
         for i, config in enumerate(experiment.runs):
             run_dir = out / config.name
