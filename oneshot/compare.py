@@ -2,6 +2,7 @@
 
     python -m oneshot.compare RUN_DIR [RUN_DIR ...] [--out FILE.png] [--markdown] [--mean]
     python -m oneshot.compare --seeds SEED_DIR [SEED_DIR ...] [--out FILE.png] [--baseline RUN]
+    python -m oneshot.compare --tuning results/omniglot-losses-tuning
 
 Draws the loss curves of every run on one figure (``history.csv``) and prints a table of their
 headline metrics (``metrics.json``) next to each other; ``--mean`` adds the mean and standard
@@ -12,6 +13,8 @@ deviation over the runs (e.g. the seeds of one configuration).
 seeds, marked where the seed-by-seed difference to ``--baseline`` excludes zero), a figure of
 the metrics with their intervals (``--out``) and, when the runs had a training monitor, its
 accuracy against training minutes (``--out`` with ``-time`` before the suffix).
+``--tuning`` prints the loss comparison's tuning table (``omniglot-losses-tuning``: every
+grid value's validation accuracy and the chosen one).
 Reading run folders and building the tables is ``oneshot.runs``; this module is the command line.
 """
 
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from oneshot.cli import UsageError, add_debug_flag, run_command, use_headless_backend
 from oneshot.runs import (
+    EXPERIMENT_FILE,
     HISTORY_FILE,
     METRICS_FILE,
     lower_is_better,
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Loss curves of several runs on one figure, and their metrics side by side.",
     )
     parser.add_argument(
-        "runs", nargs="+", type=Path, help="run folders (OUT/<run>), or seed folders with --seeds"
+        "runs", nargs="*", type=Path, help="run folders (OUT/<run>), or seed folders with --seeds"
     )
     parser.add_argument("--out", type=Path, default=Path("comparison.png"), help="figure file")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
@@ -120,16 +124,35 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="with --seeds: mark the runs whose seed-by-seed difference to this run excludes zero",
     )
+    parser.add_argument(
+        "--tuning",
+        type=Path,
+        default=None,
+        help="print the tuning table of the loss comparison from this folder "
+        "(results/omniglot-losses-tuning) and exit",
+    )
     add_debug_flag(parser)
     args = parser.parse_args(argv)
 
     def body() -> int:
+        if args.tuning is not None:
+            from oneshot.experiments.losses import tuning_table
+
+            if not (args.tuning / EXPERIMENT_FILE).exists():
+                raise UsageError(
+                    f"{args.tuning} is not a tuning folder (no {EXPERIMENT_FILE}): pass the --out "
+                    "of omniglot-losses-tuning, e.g. results/omniglot-losses-tuning."
+                )
+            print(tuning_table(args.tuning))
+            return 0
+        if not args.runs:
+            raise UsageError("pass run folders (or seed folders with --seeds, or --tuning DIR).")
         if args.seeds:
             not_dirs = [str(d) for d in args.runs if not d.is_dir()]
             if not_dirs:
                 raise UsageError(f"not folders: {', '.join(not_dirs)}.")
             print(compare_seeds(args.runs, args.out, args.baseline))
-            print(f"\nfigure: {args.out}")
+            print(f"figures: {args.out} (and -time beside it)", file=sys.stderr)
             return 0
         if args.baseline is not None:
             raise UsageError("--baseline goes with --seeds.")

@@ -28,3 +28,5 @@ done
 for seed in 0 1 2; do
   "$PY" -m oneshot.train --experiment omniglot-losses --seed "$seed" --threads 1 --out "results/omniglot-losses/seed$seed" --overwrite
 done
+"$PY" -m oneshot.compare --seeds results/omniglot-losses/seed0 results/omniglot-losses/seed1 results/omniglot-losses/seed2 \
+  --baseline batch-hard --out results/omniglot-losses/comparison.png > results/omniglot-losses/table.md

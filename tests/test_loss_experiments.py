@@ -72,6 +72,35 @@ def test_chosen_values_are_the_argmax_of_the_committed_tuning_runs():
     tuning = Path(__file__).resolve().parents[1] / "results" / "omniglot-losses-tuning"
     chosen = choose(tuning_scores(tuning))
     assert CHOSEN == chosen, "update CHOSEN in oneshot/experiments/losses.py from the tuning runs"
+    assert set(CHOSEN) == set(FAMILY), "every loss is tuned on its whole grid"
+
+
+def test_tuning_table_shows_every_grid_value_and_the_chosen_one(tmp_path):
+    import json
+    import shutil
+    from pathlib import Path
+
+    from oneshot.experiments.losses import tuning_table
+
+    tuning = Path(__file__).resolve().parents[1] / "results" / "omniglot-losses-tuning"
+    rows = {
+        line.split(" | ")[0].strip("| `"): line for line in tuning_table(tuning).splitlines()[2:]
+    }
+    assert list(rows) == [f.name for f in FAMILIES]
+    report = json.loads((tuning / "margin-beta=0.8" / "metrics.json").read_text())
+    within = [
+        t
+        for t in report["nway"]
+        if t["protocol"]["n_way"] == 20 and t["protocol"]["within_alphabet"]
+    ]
+    expected = f"beta=0.8: {100 * within[0]['accuracy']:.1f} ± {100 * within[0]['ci95']:.1f}"
+    assert expected in rows["margin"] and rows["margin"].endswith("| 0.8 |")
+    # a missing run shows as "-" (the table can be read while the grid runs)
+    partial = tmp_path / "tuning"
+    shutil.copytree(tuning / "margin-beta=0.8", partial / "margin-beta=0.8",
+                    ignore=shutil.ignore_patterns("*.keras", "*.png"))  # fmt: skip
+    margin = [line for line in tuning_table(partial).splitlines() if line.startswith("| `margin`")]
+    assert "beta=1.2: -" in margin[0] and expected in margin[0]
 
 
 def test_choose_takes_the_best_value_of_complete_grids_only():

@@ -215,6 +215,13 @@ CHOSEN: dict[str, float] = {
     "supcon": 0.1,
     "circle": 80.0,
     "normalized-softmax": 0.1,
+    "cosface": 0.35,
+    "arcface": 0.5,
+    "sub-center-arcface": 0.3,
+    "sphereface": 2.0,
+    "proxy-anchor": 16.0,
+    "proxy-nca": 1.0,
+    "soft-triple": 10.0,
 }
 
 TUNING_EVAL = dataclasses.replace(BEST_EVAL, lake_runs=False, mnist_transfer=False)
@@ -285,6 +292,39 @@ def tuning_scores(tuning_dir: str | Path) -> dict[str, dict[float, float]]:
                 accuracy = headline_metrics(report)[SELECTION_TASK]
                 scores.setdefault(family.name, {})[value] = accuracy
     return scores
+
+
+def tuning_table(tuning_dir: str | Path) -> str:
+    """Markdown table of the tuning runs under ``tuning_dir``: per loss, each grid value's
+    validation accuracy (:data:`SELECTION_TASK`, percent, with its 95% CI over episodes) and
+    the value :data:`CHOSEN` keeps (``python -m oneshot.compare --tuning DIR`` prints it)."""
+    from oneshot.runs import METRICS_FILE
+
+    rows = [
+        f"| loss | family | value: validation {SELECTION_TASK} accuracy (%) | chosen |",
+        "|---|---|---|---|",
+    ]
+    for family in FAMILIES:
+        cells = []
+        for value in family.grid:
+            path = Path(tuning_dir) / tuning_run_name(family, value) / METRICS_FILE
+            if not path.exists():
+                cells.append(f"{family.parameter}={value:g}: -")
+                continue
+            tasks = json.loads(path.read_text())["nway"]
+            task = next(t for t in tasks if _is_selection_task(t["protocol"]))
+            cells.append(
+                f"{family.parameter}={value:g}: {100 * task['accuracy']:.1f} ± {100 * task['ci95']:.1f}"
+            )
+        chosen = f"{CHOSEN[family.name]:g}" if family.name in CHOSEN else "-"
+        rows.append(f"| `{family.name}` | {family.family} | {'; '.join(cells)} | {chosen} |")
+    return "\n".join(rows)
+
+
+def _is_selection_task(protocol: dict[str, Any]) -> bool:
+    return (
+        protocol["n_way"] == 20 and protocol.get("k_shot", 1) == 1 and protocol["within_alphabet"]
+    )
 
 
 def choose(scores: dict[str, dict[float, float]]) -> dict[str, float]:
