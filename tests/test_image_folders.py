@@ -148,6 +148,20 @@ def test_colour_folder_keeps_three_channels_or_converts(digits, tmp_path):
     np.testing.assert_array_equal(back, images[order])
 
 
+def test_colour_resize_is_the_grey_resize_of_each_channel(digits, tmp_path):
+    images, labels = digits
+    rgb = np.stack([images, images // 2, 255 - images], axis=-1)
+    got = resize_area(rgb, (14, 21))
+    assert got.shape == (15, 14, 21, 3) and got.flags.c_contiguous
+    for c in range(3):
+        np.testing.assert_array_equal(got[..., c], resize_area(rgb[..., c], (14, 21)))
+    np.testing.assert_array_equal(resize_area(images, 14), resize_area(images, (14, 14)))
+    write(tmp_path, rgb, digit_paths(labels))
+    data = load_image_folder(tmp_path, image_size=14)
+    order = [int(Path(f).stem[3:]) for f in data.files]
+    np.testing.assert_array_equal(data.images, resize_area(rgb[order], 14))
+
+
 def test_jpeg_files_with_any_case_extension(digits, tmp_path):
     images, labels = digits
     paths = [
