@@ -215,6 +215,14 @@ def test_unreadable_image_is_named(digits, tmp_path, content):
         load_image_folder(tmp_path)
 
 
+def test_sixteen_bit_image_is_named(digits, tmp_path):
+    images, labels = digits
+    write(tmp_path, images, digit_paths(labels))
+    Image.fromarray(images[0].astype(np.uint16) * 257).save(tmp_path / "zero" / "deep.png")
+    with pytest.raises(DataError, match=r"zero/deep\.png: its mode 'I(;16)?' is not 8 bits.*8-bit"):
+        load_image_folder(tmp_path)
+
+
 def test_empty_class_folder_is_named(digits, tmp_path):
     images, labels = digits
     write(tmp_path, images, digit_paths(labels))
@@ -258,6 +266,9 @@ def test_layouts_that_fit_no_rule(digits, tmp_path):
     write(tmp_path / "mixed", images[:3], ["zero/a.png", "group/three/b.png", "group/seven/c.png"])
     with pytest.raises(DataError, match=r"depths \[1, 2\].*same depth"):
         load_image_folder(tmp_path / "mixed")
+    write(tmp_path / "deep", images[:2], ["x/a/zero/a.png", "x/a/three/b.png"])
+    with pytest.raises(DataError, match=r"3 folders deep \(e\.g\. x/a/three/b\.png\).*`path`"):
+        load_image_folder(tmp_path / "deep")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"empty holds no images"):
         load_image_folder(tmp_path / "empty")

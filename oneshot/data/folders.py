@@ -191,13 +191,18 @@ def _layout(root: Path, groups: bool | None) -> tuple[list[tuple[tuple[str, ...]
             f"{root} holds images directly (e.g. {by_depth[0]}). Expected one sub-folder per "
             f"class: {layouts}."
         )
-    if len(by_depth) > 1 or max(by_depth) > 2:
+    if len(by_depth) > 1:
         examples = ", ".join(f"{f} (depth {d})" for d, f in sorted(by_depth.items()))
         raise DataError(
             f"{root}: images lie at depths {sorted(by_depth)} (e.g. {examples}). Expected every "
             f"image at the same depth: {layouts}."
         )
     depth = next(iter(by_depth))
+    if depth > 2:
+        raise DataError(
+            f"{root}: images lie {depth} folders deep (e.g. {by_depth[depth]}). Expected {layouts}: "
+            "pass the folder above the classes (or the groups) as `path`."
+        )
     if groups is not None and groups != (depth == 2):
         found = "grouped (<group>/<class>/<image>)" if depth == 2 else "flat (<class>/<image>)"
         raise DataError(
