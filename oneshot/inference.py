@@ -18,6 +18,7 @@ from oneshot.distances import (
     paired_distances,
     pairwise_dissimilarity_numpy,
 )
+from oneshot.validation import check_embeddings
 
 EMBEDDING_LAYER = "embedding"
 METRIC_LAYER = "metric"
@@ -28,7 +29,7 @@ class Scorer:
     """Embeds images and scores pairs of embeddings.
 
     Args:
-        embedding_model: a Keras model mapping images (N, H, W, 1) to embeddings (N, D).
+        embedding_model: a Keras model mapping images (N, H, W, C) to embeddings (N, D).
         distance: a ``oneshot.distances.Distance`` (or legacy name), used when
             ``metric_model`` is None; scores are its dissimilarity (``1 - cos`` for cosine).
             Defaults to Euclidean.
@@ -74,8 +75,13 @@ class Scorer:
         return self.metric_model is not None or self.similarity_model is not None
 
     def embed(self, images: np.ndarray) -> np.ndarray:
-        """Embeddings (N, D) as float32 numpy for uint8 or float images."""
+        """Embeddings (N, D) as float32 numpy for uint8 or float images.
+
+        Images must have the size and channels the embedding network was built for: a clear
+        ValueError says how to convert them when they do not (grey/colour, resize).
+        """
         x = to_model_input(images)
+        self._check_image_shape(x.shape[1:])
         if not self.shifts:
             return self._predict(x)
         views = [self._predict(view) for view in shifted_views(x, self.shifts)]
@@ -84,6 +90,38 @@ class Scorer:
         if np.allclose(norms, 1.0, atol=1e-3):  # unit-length network: stay on the sphere
             mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
         return mean.astype(np.float32)
+
+    def _check_image_shape(self, got: tuple[int, ...]) -> None:
+        """Refuse images whose (H, W, C) differs from the embedding network's input."""
+        shape = getattr(self.embedding_model, "input_shape", None)
+        if not isinstance(shape, tuple) or len(shape) != 4:
+            return  # not an image network (a test's flatten model, several inputs ...)
+        want = tuple(shape[1:])
+        if all(w is None or w == g for w, g in zip(want, got, strict=True)):
+            return
+        advice = []
+        if want[2] == 1 and got[2] == 3:
+            advice.append(
+                "convert them to grey with oneshot.data.to_grayscale(images) (or "
+                "load_image_folder(..., channels=1)), or build the network for colour images "
+                f"(input_shape=({want[0]}, {want[1]}, 3))"
+            )
+        elif want[2] == 3 and got[2] == 1:
+            advice.append(
+                "give them 3 channels with np.repeat(images[..., None], 3, axis=-1) (or "
+                "load_image_folder(..., channels=3))"
+            )
+        elif want[2] is not None and want[2] != got[2]:
+            advice.append(f"give them {want[2]} channels")
+        if any(w is not None and w != g for w, g in zip(want[:2], got[:2], strict=True)):
+            advice.append(
+                f"resize them with oneshot.data.resize_area(images, ({want[0]}, {want[1]})) (or "
+                f"load_image_folder(..., image_size=({want[0]}, {want[1]})))"
+            )
+        raise ValueError(
+            f"Invalid value for argument `images`. The embedding model expects {want} images, "
+            f"got {tuple(got)}: {'; and '.join(advice)}."
+        )
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.embedding_model.predict(x, batch_size=self.batch_size, verbose=0))
@@ -111,6 +149,8 @@ class Scorer:
 
     def paired(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Distances (N,) between matching rows of two embedding arrays."""
+        check_embeddings(a, "a")
+        check_embeddings(b, "b")
         if not self.uses_learned_metric:
             return np.asarray(paired_distances(a, b, self.distance), np.float32)
         a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
@@ -123,7 +163,8 @@ class Scorer:
 
     def pairwise(self, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         """Distance matrix (Na, Nb) between all rows of ``a`` and all rows of ``b`` (default ``a``)."""
-        b = a if b is None else b
+        check_embeddings(a, "a")
+        b = a if b is None else check_embeddings(b, "b")
         if not self.uses_learned_metric:
             return pairwise_dissimilarity_numpy(a, b, self.distance)
         a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)

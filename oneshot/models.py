@@ -292,7 +292,7 @@ def build_online(
     optimizer: str | keras.optimizers.Optimizer | None = "adam",
     distance: Distance | str | None = None,
 ) -> keras.Model:
-    """Model for in-batch (online) losses: images (B, H, W, 1) -> embeddings (B, D).
+    """Model for in-batch (online) losses: images (B, H, W, C) -> embeddings (B, D).
 
     Compile it with a loss taking ``y_true`` = integer class labels (B,) and ``y_pred`` = the
     embeddings (B, D), e.g. ``TripletMarginLoss(miner=BatchHardMiner())``, and train on P x K

@@ -2,7 +2,8 @@
 
 Every builder returns a functional ``keras.Model`` named ``"embedding"`` (the name the model
 builders and :meth:`oneshot.inference.Scorer.from_model` look for). Input: float32 images
-(H, W, 1) in [0, 1], as made by :func:`oneshot.data.preprocess.to_model_input`.
+(H, W, C) in [0, 1], as made by :func:`oneshot.data.preprocess.to_model_input`: C = 1 for grey
+images (the default), 3 for colour, e.g. ``conv4(input_shape=(64, 64, 3))``.
 
 - :func:`eric_mnist`, :func:`eric_omniglot`: the networks of Eric Craeymeersch's MNIST and
   Omniglot triplet/quadruplet experiments (see ``docs/reference.md``), exact parameter counts.
@@ -29,10 +30,10 @@ _PADDINGS = ("valid", "same")
 
 def _check_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
     shape = tuple(int(s) for s in input_shape)
-    if len(shape) != 3 or shape[-1] != 1 or min(shape) < 1:
+    if len(shape) != 3 or min(shape) < 1:
         raise ValueError(
-            "Invalid value for argument `input_shape`. Expected (height, width, 1) for grey "
-            f"images. Received: input_shape={tuple(input_shape)!r}"
+            "Invalid value for argument `input_shape`. Expected (height, width, channels): "
+            f"channels 1 for grey images, 3 for colour. Received: input_shape={tuple(input_shape)!r}"
         )
     return shape  # type: ignore[return-value]
 
@@ -86,7 +87,7 @@ def eric_mnist(
     4,688,522 parameters with 'valid' padding, 51,874,442 with 'same' (28x28 -> 10).
 
     Args:
-        input_shape: (H, W, 1). Defaults to (28, 28, 1).
+        input_shape: (H, W, C), C = 1 grey or 3 colour. Defaults to (28, 28, 1).
         embedding_dim: size of the embedding. Defaults to 10.
         padding: "valid" or "same". Defaults to "valid".
         l2_normalize: end with L2 normalisation. Defaults to True.
@@ -110,7 +111,7 @@ def eric_omniglot(
     L2-normalise; same initialisation and weight decay as :func:`eric_mnist`.
 
     Args:
-        input_shape: (H, W, 1). Defaults to (105, 105, 1).
+        input_shape: (H, W, C), C = 1 grey or 3 colour. Defaults to (105, 105, 1).
         embedding_dim: size of the embedding. Defaults to 20.
         padding: "valid" or "same". Defaults to "same".
         l2_normalize: end with L2 normalisation. Defaults to True.
@@ -134,7 +135,7 @@ def koch(
     weighted-L1 head. Paper: https://www.cs.cmu.edu/~rsalakhu/papers/oneshot1.pdf
 
     Args:
-        input_shape: (H, W, 1). Defaults to (105, 105, 1).
+        input_shape: (H, W, C), C = 1 grey or 3 colour. Defaults to (105, 105, 1).
         embedding_dim: units of the final sigmoid layer. Defaults to 4096.
         l2_normalize: end with L2 normalisation. Defaults to False (as in the paper).
 
@@ -175,7 +176,8 @@ def conv4(
     lets the moving statistics settle within the few hundred steps of a CPU run.
 
     Args:
-        input_shape: (H, W, 1); H and W of at least 16. Defaults to (28, 28, 1).
+        input_shape: (H, W, C), C = 1 grey or 3 colour; H and W of at least 16. Defaults
+            to (28, 28, 1).
         embedding_dim: size of the embedding. Defaults to 64.
         width: filters of every conv block. Defaults to 64.
         l2_normalize: end with L2 normalisation. Defaults to True.

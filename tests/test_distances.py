@@ -325,6 +325,31 @@ def test_inputs_are_cast_to_one_dtype():
         LpDistance().pairwise(tf.zeros((2, 3, 4)))
 
 
+@pytest.mark.parametrize("name", DISTANCES)
+def test_images_are_refused_with_advice(name):
+    """Images where embeddings belong (uint8, or (N, H, W[, C])) say to embed them first,
+    rather than being cast and compared pixel by pixel."""
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    advice = r"got images of shape \({}\) \({}\): embed them first with Scorer.embed"
+    for call, shape, dtype in [
+        (lambda: pairwise_distances(images, distance=name), "4, 28, 28", "uint8"),
+        (lambda: pairwise_distances(images.reshape(4, -1), distance=name), "4, 784", "uint8"),
+        (lambda: paired_distances(images, images, distance=name), "4, 28, 28", "uint8"),
+        (
+            lambda: pairwise_dissimilarity_numpy(images[..., None] / 255.0, distance=name),
+            "4, 28, 28, 1",
+            "float64",
+        ),
+        (
+            lambda: pairwise_dissimilarity_numpy(images.reshape(4, -1), distance=name),
+            "4, 784",
+            "uint8",
+        ),
+    ]:
+        with pytest.raises(ValueError, match=advice.format(shape, dtype)):
+            call()
+
+
 @every_distance
 def test_graph_mode_with_unknown_batch_size(distance):
     x, y = embeddings(13)

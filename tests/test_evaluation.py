@@ -376,3 +376,67 @@ def test_nearest_neighbours_matches_brute_force():
         np.testing.assert_allclose(dist[row], d[expected], rtol=1e-5)
         np.testing.assert_array_equal(correct[row], labels[expected] == labels[q])
     assert q not in order[-1]
+
+
+# ---------------------------------------------------------------- labels and embeddings in
+
+
+def test_string_and_column_labels_give_the_same_numbers():
+    """Names that sort like the ints (``c00``..``c29``) draw the same episodes and pairs, so
+    every metric must be identical; (N, 1) labels are flattened."""
+    from oneshot.evaluation import nearest_neighbours
+
+    labels, alphabets = toy_labels()
+    rng = np.random.default_rng(3)
+    emb = (np.eye(30)[labels] + rng.normal(scale=0.6, size=(len(labels), 30))).astype(np.float32)
+    names = np.array([f"c{y:02d}" for y in labels])
+    groups = np.array(["Greek", "Latin", "Runic"])[alphabets]
+    scorer = flat_scorer((30,))
+
+    def numbers(y, a):
+        return [
+            nway_accuracy(scorer, emb, y, 5, episodes=40, alphabets=a, within_alphabet=True),
+            verification(scorer, emb, y, pairs_per_kind=300).auc,
+            verification(scorer, emb, y, pairs="first_n", first_n=50).auc,
+            cmc(scorer, emb, y, 10, trials=3).rank1,
+            retrieval_metrics(scorer, emb, y)["map_at_r"],
+            nearest_neighbours(scorer, emb, y, np.array([0, 5]), top=4)[1].tolist(),
+        ]
+
+    want = numbers(labels, alphabets)
+    assert 0.2 < want[0].accuracy < 1.0  # not a trivial case
+    want[0] = want[0].episode_accuracies.tolist()
+    for y, a in [(names, groups), (labels[:, None], alphabets[:, None]), (names[:, None], groups)]:
+        got = numbers(y, a)
+        got[0] = got[0].episode_accuracies.tolist()
+        assert got == want
+
+
+def test_images_where_embeddings_belong_are_refused(data_dir):
+    from oneshot.data import load_mnist
+    from oneshot.evaluation import nearest_neighbours
+
+    data = load_mnist("test", data_dir=data_dir)
+    images, labels = data.images[:60], data.labels[:60]
+    scorer = flat_scorer((28, 28))
+    emb = scorer.embed(images)
+    images_message = r"`embeddings`. Expected embeddings \(N, D\) float; got images of shape \(60, 28, 28\).*Scorer.embed"
+    for call in [
+        lambda: nway_accuracy(scorer, images, labels, 5, episodes=5),
+        lambda: verification(scorer, images, labels, pairs_per_kind=10),
+        lambda: cmc(scorer, images, labels, 5),
+        lambda: retrieval_metrics(scorer, images, labels),
+        lambda: nearest_neighbours(scorer, images, labels, np.array([0])),
+    ]:
+        with pytest.raises(ValueError, match=images_message):
+            call()
+    with pytest.raises(ValueError, match=r"`a`.*got images of shape \(60, 28, 28, 1\)"):
+        scorer.pairwise(images[..., None])
+    with pytest.raises(ValueError, match=r"`b`.*got images of shape \(60, 784\) \(uint8\)"):
+        scorer.paired(emb, images.reshape(60, -1))
+    with pytest.raises(ValueError, match=r"`embeddings`. Expected embeddings.*dtype int64"):
+        nway_accuracy(scorer, emb.astype(np.int64), labels, 5, episodes=5)
+    with pytest.raises(ValueError, match=r"`labels`. Expected 60 labels.*Received 59"):
+        nway_accuracy(scorer, emb, labels[1:], 5, episodes=5)
+    with pytest.raises(ValueError, match=r"`labels`. Expected a 1-D array"):
+        verification(scorer, emb, np.stack([labels, labels], 1))

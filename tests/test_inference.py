@@ -62,6 +62,36 @@ def test_negative_shifts_are_refused():
         Scorer(_flatten_model(False), shifts=-1)
 
 
+def test_embed_checks_images_against_the_network(data_dir):
+    """Colour into a grey network (or the reverse), another size, or 0-255 floats: a message
+    saying how to convert, instead of an error deep inside TensorFlow or useless embeddings."""
+    from oneshot.data import resize_area, to_grayscale
+
+    grey_images = load_mnist("test", data_dir=data_dir).images[:20]
+    rgb_images = np.stack([grey_images, grey_images // 2, 255 - grey_images], axis=-1)
+    grey = Scorer(conv4((28, 28, 1), 8, width=8))
+    colour = Scorer(conv4((28, 28, 3), 8, width=8))
+    with pytest.raises(
+        ValueError,
+        match=r"`images`. The embedding model expects \(28, 28, 1\) images, got \(28, 28, 3\): "
+        r"convert them to grey with oneshot.data.to_grayscale\(images\).*input_shape=\(28, 28, 3\)",
+    ):
+        grey.embed(rgb_images)
+    assert grey.embed(to_grayscale(rgb_images)).shape == (20, 8)
+    assert colour.embed(rgb_images).shape == (20, 8)
+    with pytest.raises(
+        ValueError, match=r"expects \(28, 28, 3\) images, got \(28, 28, 1\).*np.repeat"
+    ):
+        colour.embed(grey_images)
+    with pytest.raises(
+        ValueError,
+        match=r"got \(35, 35, 1\): resize them with oneshot.data.resize_area\(images, \(28, 28\)\)",
+    ):
+        grey.embed(resize_area(grey_images, 35))
+    with pytest.raises(ValueError, match=r"\[0, 255\]: divide them by 255"):
+        grey.embed(grey_images.astype(np.float32))
+
+
 # --- a trained model carries its distance --------------------------------------------------------
 
 SHAPE = (28, 28, 1)

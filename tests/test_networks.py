@@ -88,7 +88,9 @@ def test_build_network_registry_and_errors():
     with pytest.raises(ValueError, match="input_shape"):
         conv4((8, 8, 1))
     with pytest.raises(ValueError, match="input_shape"):
-        conv4((28, 28, 3))
+        conv4((28, 28, 0))
+    with pytest.raises(ValueError, match="input_shape"):
+        conv4((28, 28))
 
 
 def test_networks_round_trip_through_keras_files(tmp_path):
@@ -104,3 +106,25 @@ def test_networks_round_trip_through_keras_files(tmp_path):
         np.testing.assert_allclose(
             loaded.predict(inp, verbose=0), net.predict(inp, verbose=0), rtol=1e-5
         )
+
+
+@pytest.mark.parametrize(
+    "build, shape",
+    [
+        (lambda s: conv4(s, 8, width=8), (28, 28, 3)),
+        (lambda s: eric_mnist(s, 8), (28, 28, 3)),
+        (lambda s: eric_omniglot(s, 8), (28, 28, 3)),
+        (lambda s: koch(s, 8), (105, 105, 3)),
+    ],
+    ids=["conv4", "eric_mnist", "eric_omniglot", "koch"],
+)
+def test_every_network_takes_colour_images(build, shape):
+    net = build(shape)
+    assert net.input_shape == (None, *shape)
+    assert net.layers[1].kernel.shape[2] == 3  # the first conv reads 3 channels
+    rgb = np.random.default_rng(0).random((2, *shape), dtype=np.float32)
+    out = net.predict(rgb, verbose=0)
+    assert out.shape == (2, 8) and np.all(np.isfinite(out))
+    # each channel counts: the embedding changes when one channel does
+    rgb[..., 2] = 0
+    assert not np.allclose(net.predict(rgb, verbose=0), out)

@@ -115,6 +115,52 @@ def test_pk_errors_name_the_argument(mnist):
         sample_pk_indices(ClassIndex(labels), 4, 4, np.random.default_rng(0), within_alphabet=True)
 
 
+DIGIT_NAMES = np.array(
+    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+)
+
+
+def test_pk_with_string_labels_yields_codes_that_group_the_images_right(mnist):
+    images, labels = mnist
+    words = DIGIT_NAMES[labels]  # sorted otherwise than the digits: codes differ from digits
+    names = np.unique(words)
+    row_of = {}  # the real digit of each image, found from its pixels
+    for image, digit in zip(images, labels, strict=True):
+        row_of.setdefault(image.tobytes(), DIGIT_NAMES[digit])
+    seen = 0
+    for x, y in pk_dataset(images, words, p=4, k=3, seed=5, steps=4):
+        y = y.numpy()
+        assert y.dtype == np.int32
+        groups = y.reshape(4, 3)
+        assert np.all(groups == groups[:, :1]) and len(np.unique(groups[:, 0])) == 4
+        pixels = np.rint(x.numpy()[..., 0] * 255).astype(np.uint8)
+        truth = [row_of[p.tobytes()] for p in pixels]
+        assert truth == list(names[y])  # code c is the images' class name names[c]
+        seen += len(set(truth))
+    assert seen == 16
+    # digits as strings sort like the ints: the same stream, the same int labels
+    plain = list(pk_dataset(images, labels, p=4, k=3, seed=5, steps=2))
+    text = list(pk_dataset(images, labels.astype(str)[:, None], p=4, k=3, seed=5, steps=2))
+    for (x1, y1), (x2, y2) in zip(plain, text, strict=True):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+
+
+def test_samplers_take_string_labels_and_check_them(mnist):
+    images, labels = mnist
+    words = DIGIT_NAMES[labels]
+    a, p, n = sample_triplet_indices(words, 500, np.random.default_rng(0))
+    assert np.all(words[a] == words[p]) and np.all(words[a] != words[n])
+    i, j, same = sample_pair_indices(words[:, None], 500, np.random.default_rng(0))
+    np.testing.assert_array_equal(words[i] == words[j], same == 1)
+    with pytest.raises(ValueError, match=r"`labels`. Expected 10000 labels.*Received 9999"):
+        pk_dataset(images, labels[1:], p=4, k=3)
+    with pytest.raises(ValueError, match=r"`labels`. Expected a 1-D array"):
+        triplet_dataset(images, np.stack([labels, labels], 1))
+    with pytest.raises(ValueError, match=r"`images`.*\[0, 255\]: divide them by 255"):
+        pk_dataset(images.astype(np.float32), labels, p=4, k=3)
+
+
 def test_within_alphabet_batches_on_real_omniglot(omniglot_labels):
     labels, alphabets = omniglot_labels
     assert len(np.unique(labels)) == 659 and len(np.unique(alphabets)) == 20
@@ -268,13 +314,13 @@ def test_default_pk_stream_is_unchanged():
             )
         assert new_rng.random() == old_rng.random()
 
-    images = np.arange(len(labels), dtype=np.float32)[:, None, None] * np.ones((1, 2, 2))
-    images = images.astype(np.float32)
+    # each image holds its own index (uint8, read back as index / 255)
+    images = np.broadcast_to(np.arange(len(labels), dtype=np.uint8)[:, None, None], (57, 2, 2))
     expected_idx = [[3, 6, 43, 49, 51, 52], [51, 50, 29, 31, 33, 35], [23, 21, 25, 26, 54, 55]]
     for extra in ({}, {"alphabets": alphabets, "within_alphabet": False}):
         batches = list(pk_dataset(images, labels, p=3, k=2, seed=11, steps=3, **extra))
         for (x, y), idx in zip(batches, expected_idx, strict=True):
-            np.testing.assert_array_equal(x.numpy()[:, 0, 0, 0], idx)
+            np.testing.assert_array_equal(np.rint(x.numpy()[:, 0, 0, 0] * 255), idx)
             np.testing.assert_array_equal(y.numpy(), labels[idx])
 
 

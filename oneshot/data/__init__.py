@@ -1,5 +1,7 @@
-"""Data: real datasets (MNIST, Omniglot, Lake's one-shot runs) and tf.data samplers."""
+"""Data: real datasets (MNIST, Omniglot, Lake's one-shot runs), your own images (a folder of
+class folders, or arrays) and tf.data samplers."""
 
+from oneshot.data.arrays import from_arrays
 from oneshot.data.datasets import (
     DATASETS,
     SPLITS,
@@ -11,7 +13,10 @@ from oneshot.data.datasets import (
     load_mnist,
     load_omniglot,
 )
-from oneshot.data.preprocess import to_model_input
+from oneshot.data.decode import resize_area
+from oneshot.data.folders import load_image_folder
+from oneshot.data.labels import encode_labels
+from oneshot.data.preprocess import to_grayscale, to_model_input
 from oneshot.data.sources import DataError
 
 __all__ = [
@@ -21,9 +26,14 @@ __all__ = [
     "LabelledImages",
     "LakeRun",
     "OmniglotSet",
+    "encode_labels",
+    "from_arrays",
     "load_dataset",
+    "load_image_folder",
     "load_lake_runs",
     "load_mnist",
     "load_omniglot",
+    "resize_area",
+    "to_grayscale",
     "to_model_input",
 ]

@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +45,27 @@ _TFDS_SPLITS = {"train": "train", "test": "test", "background": "train", "evalua
 
 @dataclass
 class LabelledImages:
-    """Images with integer class labels.
+    """Images with integer class labels, and the class names when the labels stand for names.
+
+    Labels are always int32. Named classes (folders, string labels) are coded: ``labels[i]``
+    indexes ``class_names``, so ``class_names[labels[i]]`` is the name of image i's class.
+    Every function that takes labels also accepts the names themselves (see
+    ``oneshot.data.labels``).
 
     Attributes:
-        images: uint8 array (N, H, W), strokes bright (255) on dark (0) unless asked otherwise.
+        images: uint8 array (N, H, W), strokes bright (255) on dark (0) unless asked otherwise;
+            (N, H, W, 3) for colour images (``load_image_folder``, ``from_arrays``).
         labels: int32 array (N,), class index of each image.
+        class_names: name of each label (keyword only); None when the labels are their own
+            names (MNIST digits, integer labels). Omniglot: its ``character_names``.
+        files: path of each image relative to its folder (keyword only; ``load_image_folder``),
+            else None.
     """
 
     images: np.ndarray
     labels: np.ndarray
+    class_names: list[str] | None = field(default=None, kw_only=True)
+    files: list[str] | None = field(default=None, kw_only=True)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -62,6 +74,9 @@ class LabelledImages:
 @dataclass
 class OmniglotSet(LabelledImages):
     """An Omniglot split: labels are characters 0..C-1 ordered by (alphabet, character folder).
+
+    Also what ``load_image_folder`` returns for a grouped folder (``<group>/<class>/<image>``):
+    the groups are its alphabets.
 
     Attributes:
         alphabets: int32 array (N,), index into ``alphabet_names``.
@@ -74,6 +89,10 @@ class OmniglotSet(LabelledImages):
     alphabet_names: list[str]
     character_names: list[str]
     drawers: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.class_names is None:
+            self.class_names = self.character_names
 
 
 @dataclass

@@ -133,11 +133,26 @@ def _area_weights(n_in: int, n_out: int) -> np.ndarray:
     return (np.clip(overlap, 0.0, None) / scale).astype(np.float32)
 
 
-def resize_area(images: np.ndarray, size: int, chunk: int = 2048) -> np.ndarray:
-    """Resize uint8 (N, H, W) to (N, size, size) by area averaging: ``W_h @ image @ W_w.T``."""
-    rows = _area_weights(images.shape[1], size)
-    cols = _area_weights(images.shape[2], size).T
-    out = np.empty((len(images), size, size), dtype=np.uint8)
+def resize_area(images: np.ndarray, size: int | tuple[int, int], chunk: int = 2048) -> np.ndarray:
+    """Resize uint8 images by area averaging: ``W_h @ image @ W_w.T`` per channel.
+
+    Args:
+        images: uint8 (N, H, W) grey or (N, H, W, C) with channels last.
+        size: the output side (square) or ``(height, width)``.
+        chunk: images per matrix product (bounds the float32 working memory). Defaults to 2048.
+
+    Returns:
+        uint8 (N, height, width) or (N, height, width, C).
+    """
+    height, width = (size, size) if np.ndim(size) == 0 else size
+    if images.ndim == 4:  # channels last -> one grey image per channel, and back
+        n, h, w, c = images.shape
+        grey = np.moveaxis(images, -1, 1).reshape(n * c, h, w)
+        out = resize_area(grey, (height, width), chunk)
+        return np.ascontiguousarray(np.moveaxis(out.reshape(n, c, height, width), 1, -1))
+    rows = _area_weights(images.shape[1], height)
+    cols = _area_weights(images.shape[2], width).T
+    out = np.empty((len(images), height, width), dtype=np.uint8)
     for start in range(0, len(images), chunk):
         block = rows @ images[start : start + chunk].astype(np.float32) @ cols
         out[start : start + chunk] = np.clip(np.rint(block), 0, 255)

@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from oneshot.data.labels import check_labels
+
 
 class ClassIndex:
     """Where the images of each class are, for vectorised sampling.
 
     Args:
-        labels: int array (N,) of class labels.
-        alphabets: optional int array (N,) giving each image's alphabet (Omniglot); every class
-            must lie in one alphabet.
+        labels: array (N,) or (N, 1) of class labels, ints or strings.
+        alphabets: optional array (N,) giving each image's alphabet (Omniglot) or group; every
+            class must lie in one alphabet.
     """
 
     def __init__(self, labels: np.ndarray, alphabets: np.ndarray | None = None) -> None:
-        labels = np.asarray(labels)
-        if labels.ndim != 1 or len(labels) == 0:
+        labels = check_labels(labels)
+        if len(labels) == 0:
             raise ValueError(
-                f"Invalid value for argument `labels`. Expected a non-empty 1-D array. "
+                "Invalid value for argument `labels`. Expected a non-empty 1-D array. "
                 f"Received shape {labels.shape}."
             )
         self.order = np.argsort(labels, kind="stable")
@@ -33,12 +35,7 @@ class ClassIndex:
         )
         self.alphabet_of_class = None
         if alphabets is not None:
-            alphabets = np.asarray(alphabets)
-            if alphabets.shape != labels.shape:
-                raise ValueError(
-                    f"Invalid value for argument `alphabets`. Expected shape {labels.shape} like "
-                    f"`labels`. Received shape {alphabets.shape}."
-                )
+            alphabets = check_labels(alphabets, len(labels), "alphabets")
             first = alphabets[self.order][self.starts]
             last = alphabets[self.order][self.starts + self.counts - 1]
             sorted_alpha = alphabets[self.order]

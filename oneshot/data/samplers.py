@@ -10,7 +10,8 @@ Element structures (ready for ``model.fit``):
 - quadruplets:  ``((a, p, n, n2),)``    (inputs only).
 - P x K:        ``(images, labels)``    for in-batch losses (``oneshot.losses``, e.g. ``TripletMarginLoss``).
 
-Images are float32 (B, H, W, 1) in [0, 1], the same as ``oneshot.data.to_model_input``.
+Images are float32 (B, H, W, C) in [0, 1], the same as ``oneshot.data.to_model_input`` (C = 1
+for grey, 3 for colour). Labels may be ints or strings (see ``oneshot.data.labels``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from oneshot.data.indices import (
     sample_quadruplet_indices,
     sample_triplet_indices,
 )
+from oneshot.data.labels import check_labels, integer_labels
+from oneshot.data.preprocess import check_unit_range
 
 __all__ = [
     "ClassIndex",
@@ -44,14 +47,16 @@ __all__ = [
 
 
 def _images_tensor(images: np.ndarray) -> tf.Tensor:
+    """The whole image array as a tensor (N, H, W, C); floats must be in [0, 1]."""
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4:
         raise ValueError(
-            f"Invalid value for argument `images`. Expected shape (N, H, W) or (N, H, W, 1). "
+            f"Invalid value for argument `images`. Expected shape (N, H, W) or (N, H, W, C). "
             f"Received shape {images.shape}."
         )
+    check_unit_range(images)
     return tf.constant(images)
 
 
@@ -139,7 +144,7 @@ def pair_dataset(
         >>> ds = pair_dataset(images, labels, batch_size=32, seed=0)
         >>> siamese_model.fit(ds, steps_per_epoch=100)
     """
-    index, rng = ClassIndex(labels), np.random.default_rng(seed)
+    index, rng = ClassIndex(check_labels(labels, len(images))), np.random.default_rng(seed)
     return indices_to_dataset(
         lambda: sample_pair_indices(index, batch_size, rng),
         images,
@@ -161,7 +166,7 @@ def triplet_dataset(
     skip: int = 0,
 ) -> tf.data.Dataset:
     """Random triplets, elements ``((a, p, n),)`` (inputs only, for a model adding its loss)."""
-    index, rng = ClassIndex(labels), np.random.default_rng(seed)
+    index, rng = ClassIndex(check_labels(labels, len(images))), np.random.default_rng(seed)
     return indices_to_dataset(
         lambda: sample_triplet_indices(index, batch_size, rng),
         images,
@@ -185,7 +190,7 @@ def quadruplet_dataset(
 ) -> tf.data.Dataset:
     """Random quadruplets, elements ``((a, p, n, n2),)``; see ``sample_quadruplet_indices``
     for ``reproduce_original_bug``."""
-    index, rng = ClassIndex(labels), np.random.default_rng(seed)
+    index, rng = ClassIndex(check_labels(labels, len(images))), np.random.default_rng(seed)
     return indices_to_dataset(
         lambda: sample_quadruplet_indices(index, batch_size, rng, reproduce_original_bug),
         images,
@@ -212,7 +217,9 @@ def pk_dataset(
     """P x K class-balanced batches for online mining, elements ``(images, labels)``.
 
     Args:
-        images, labels: the labelled array.
+        images, labels: the labelled array. Labels may be ints (yielded as int32) or strings
+            (yielded as int32 codes, their indices in the sorted unique names: equal names,
+            equal codes); (N, 1) is flattened.
         p: classes per batch. Defaults to 32.
         k: images per class (distinct). Defaults to 4.
         seed: seed of the index generator (and of the augmentation).
@@ -233,12 +240,12 @@ def pk_dataset(
         >>> model = build_online(conv4(), loss=TripletMarginLoss(miner=BatchHardMiner()))
         >>> model.fit(ds, steps_per_epoch=100)
     """
-    index, rng = ClassIndex(labels, alphabets), np.random.default_rng(seed)
-    label_arr = np.asarray(labels)
+    label_arr = integer_labels(check_labels(labels, len(images)))
+    index, rng = ClassIndex(label_arr, alphabets), np.random.default_rng(seed)
 
     def next_indices():
         idx = sample_pk_indices(index, p, k, rng, within_alphabet)
-        return idx, label_arr[idx].astype(np.int32)
+        return idx, label_arr[idx]
 
     return indices_to_dataset(
         next_indices, images, lambda x, y: (x, y), steps, augment, seed, skip=skip

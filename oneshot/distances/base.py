@@ -82,8 +82,8 @@ class Distance(Piece):
         Memory: the (N, M) result plus one block (``CHUNK_ELEMENTS`` elements), so evaluation
         over tens of thousands of images never holds an N x M x D tensor.
         """
-        x = np.asarray(x, np.float32)
-        y_arr = x if y is None else np.asarray(y, np.float32)
+        x = self._numpy(x)
+        y_arr = x if y is None else self._numpy(y)
         out = np.empty((len(x), len(y_arr)), np.float32)
         rows = self._rows_per_block(len(y_arr), x.shape[-1] if x.ndim == 2 else 1)
         y_t = self._prepare(tf.constant(y_arr))
@@ -99,8 +99,15 @@ class Distance(Piece):
         return {"normalize_embeddings": self.normalize_embeddings}
 
     # ----------------------------------------------------------------------------- internals
+    def _numpy(self, x: np.ndarray) -> np.ndarray:
+        """float32 numpy embeddings; images refused, as in :meth:`_prepare`."""
+        x = np.asarray(x)
+        _refuse_images(x.ndim, x.shape, x.dtype.name)
+        return x.astype(np.float32, copy=False)
+
     def _prepare(self, x: tf.Tensor, dtype: tf.DType | None = None) -> tf.Tensor:
         x = tf.convert_to_tensor(x, dtype_hint=dtype)
+        _refuse_images(x.shape.rank, x.shape, x.dtype.name)
         if not x.dtype.is_floating:
             x = tf.cast(x, tf.float32)
         if dtype is not None and x.dtype != dtype:  # e.g. float32 ``y`` against float64 ``x``
@@ -141,6 +148,16 @@ class Distance(Piece):
 
     def _paired(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+
+def _refuse_images(rank: int | None, shape, dtype: str) -> None:
+    """Raise if the array looks like images (uint8, or rank 3 or 4), not embeddings (N, D)."""
+    if dtype == "uint8" or rank in (3, 4):
+        shown = tuple(shape) if rank is not None else "unknown"
+        raise ValueError(
+            f"Invalid embeddings. Expected a float matrix (N, D); got images of shape {shown} "
+            f"({dtype}): embed them first with Scorer.embed(images)."
+        )
 
 
 def _set_diagonal(values: tf.Tensor, value: tf.Tensor | None, offset: int = 0) -> tf.Tensor:

@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from oneshot.data.labels import check_labels
 from oneshot.inference import Scorer
+from oneshot.validation import check_embeddings
 
 K_SHOT_RULES = ("mean_distance", "prototype")
 _CHUNK_ELEMENTS = 1 << 22  # bound on the size of temporary random-key arrays
@@ -94,7 +96,7 @@ def class_table(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         ``(classes (C,), counts (C,), table (C, max_count))``: ``table[c, :counts[c]]`` are the
         indices of the images of ``classes[c]``; the rest is -1.
     """
-    labels = np.asarray(labels)
+    labels = check_labels(labels)
     classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     order = np.argsort(inverse, kind="stable")
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -117,7 +119,7 @@ def sample_episodes(
     """Draw N-way K-shot episodes (vectorised, reproducible from ``seed``).
 
     Args:
-        labels: (M,) class label of every image.
+        labels: (M,) class label of every image, ints or strings ((M, 1) is flattened).
         n_way: classes per episode.
         k_shot: support images per class. Defaults to 1.
         queries_per_class: query images per class, distinct from the supports. Defaults to 1.
@@ -133,7 +135,7 @@ def sample_episodes(
     n_way, k_shot = _positive_int("n_way", n_way), _positive_int("k_shot", k_shot)
     queries_per_class = _positive_int("queries_per_class", queries_per_class)
     episodes = _positive_int("episodes", episodes)
-    labels = np.asarray(labels)
+    labels = check_labels(labels)
     rng = np.random.default_rng(seed)
     classes, counts, table = class_table(labels)
     per_class = k_shot + queries_per_class
@@ -145,7 +147,7 @@ def sample_episodes(
                 f"within_alphabet=True. Received: {None if alphabets is None else len(alphabets)} "
                 f"values for {len(labels)} labels."
             )
-        alphabets = np.asarray(alphabets)
+        alphabets = check_labels(alphabets, len(labels), "alphabets")
         class_group = alphabets[table[:, 0]]
         if np.any(alphabets[table[table >= 0]] != np.repeat(class_group, counts)):
             raise ValueError("Argument `alphabets`: every class must belong to a single alphabet.")
@@ -288,6 +290,7 @@ def evaluate_episodes(
             f"Invalid value for argument `k_shot_rule`. Expected one of {K_SHOT_RULES}. "
             f"Received: k_shot_rule={k_shot_rule!r}"
         )
+    embeddings = np.asarray(check_embeddings(embeddings))
     n_episodes, n_way, k_shot = episodes.support.shape
     queries = episodes.query.reshape(n_episodes, -1)  # (E, N*Q), ordered by class
     if k_shot_rule == "prototype" and k_shot > 1:
@@ -332,6 +335,8 @@ def nway_accuracy(
     >>> nway_accuracy(scorer, emb, data.labels, n_way=20, alphabets=data.alphabets,
     ...               within_alphabet=True, split="evaluation").to_dict()
     """
+    check_embeddings(embeddings)
+    labels = check_labels(labels, len(embeddings))
     drawn = sample_episodes(
         labels, n_way, k_shot, queries_per_class, episodes, alphabets, within_alphabet, seed
     )

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from oneshot.data.labels import check_labels
 from oneshot.distances import distance_name
 from oneshot.evaluation.episodes import OneShotResult, nway_accuracy
 from oneshot.evaluation.lake import LakeRunLike, lake_evaluate
@@ -104,7 +105,7 @@ def evaluate_scorer(
             f"Invalid value for argument `dataset`. Expected one of {tuple(NWAY_TASKS)}. Received: dataset={dataset!r}"
         )
     names = check_protocols(protocols)
-    labels = np.asarray(labels)
+    labels = check_labels(labels, len(images))
     seconds: dict[str, float] = {}
     if embeddings is None:
         start = time.perf_counter()

@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from oneshot.data.labels import check_labels
 from oneshot.evaluation.episodes import class_table, episode_distances, mean_ci95, sample_episodes
 from oneshot.inference import Scorer
+from oneshot.validation import check_embeddings
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ def cmc(
     seed: int = 0,
 ) -> CMCResult:
     """Mean CMC curve over ``trials`` seeded draws (K = 10 MNIST, 400 Omniglot in the articles)."""
+    embeddings = np.asarray(check_embeddings(embeddings))
+    labels = check_labels(labels, len(embeddings))
     gallery, query = sample_cmc_trials(labels, n_classes, trials, seed)
     curves = np.stack(
         [cmc_curve_from_distances(d) for d in episode_distances(scorer, embeddings, query, gallery)]
@@ -146,7 +150,7 @@ def _same_counts(labels: np.ndarray) -> np.ndarray:
 
 def retrieval_metrics_from_distances(distances: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     """precision@1, R-precision and MAP@R from an (M, M) distance matrix of a set to itself."""
-    labels = np.asarray(labels)
+    labels = check_labels(labels)
     if np.shape(distances) != (len(labels), len(labels)):
         raise ValueError(
             f"Expected `distances` of shape ({len(labels)}, {len(labels)}). Received {np.shape(distances)}."
@@ -165,7 +169,8 @@ def retrieval_metrics(
     chunk_size: int = 1024,
 ) -> dict[str, Any]:
     """Retrieval metrics of a scorer; the distance matrix is built ``chunk_size`` rows at a time."""
-    labels = np.asarray(labels)
+    embeddings = np.asarray(check_embeddings(embeddings))
+    labels = check_labels(labels, len(embeddings))
     same_counts = _same_counts(labels)
     parts = []
     for start in range(0, len(labels), chunk_size):
@@ -179,6 +184,8 @@ def rank_candidates(
     scorer: Scorer, queries: np.ndarray, candidates: np.ndarray, top: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Candidates of each query embedding, nearest first: ``(order (Q, top), distances (Q, top))``."""
+    check_embeddings(queries, "queries")
+    check_embeddings(candidates, "candidates")
     distances = np.array(scorer.pairwise(queries, candidates), dtype=np.float64)
     order = np.argsort(distances, axis=1, kind="stable")[:, :top]
     return order, np.take_along_axis(distances, order, axis=1)
@@ -193,10 +200,11 @@ def nearest_neighbours(
     Returns:
         ``(indices (Q, top), correct (Q, top), distances (Q, top))``; correct = same class.
     """
+    embeddings = np.asarray(check_embeddings(embeddings))
+    labels = check_labels(labels, len(embeddings))
     queries = np.asarray(queries)
     order, distances = rank_candidates(scorer, embeddings[queries], embeddings, top + 1)
     keep = order != queries[:, None]  # drop the query itself
     order = np.stack([row[k][:top] for row, k in zip(order, keep, strict=True)])
     distances = np.stack([row[k][:top] for row, k in zip(distances, keep, strict=True)])
-    labels = np.asarray(labels)
     return order, labels[order] == labels[queries][:, None], distances

@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import auc, roc_curve
 
+from oneshot.data.labels import check_labels
 from oneshot.evaluation.episodes import class_table, distances_by_index
 from oneshot.inference import Scorer
+from oneshot.validation import check_embeddings
 
 PAIR_MODES = ("balanced", "first_n")
 
@@ -85,9 +87,9 @@ def sample_balanced_pairs(
 
 def first_n_pairs(labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs i < j among the first ``n`` images (the original articles' ROC)."""
+    labels = check_labels(labels)
     n = min(int(n), len(labels))
     a, b = np.triu_indices(n, k=1)
-    labels = np.asarray(labels)
     return a, b, labels[a] == labels[b]
 
 
@@ -149,7 +151,7 @@ def verification(
     Args:
         scorer: gives pair distances.
         embeddings: (M, D) embeddings of the whole set.
-        labels: (M,) class labels.
+        labels: (M,) class labels, ints or strings ((M, 1) is flattened).
         pairs: "balanced" or "first_n" (see module docstring). Defaults to "balanced".
         pairs_per_kind: same-class (and different-class) pairs for "balanced". Defaults to 10000.
         first_n: N for "first_n" (3000 MNIST, 6000 Omniglot in the articles). Defaults to 3000.
@@ -157,6 +159,8 @@ def verification(
         split: dataset split recorded in the protocol. Defaults to None.
         seed: seed of the balanced sample. Defaults to 0.
     """
+    check_embeddings(embeddings)
+    labels = check_labels(labels, len(embeddings))
     if pairs == "balanced":
         a, b, same = sample_balanced_pairs(labels, pairs_per_kind, seed)
         protocol = {"task": "verification", "pairs": "balanced", "seed": seed}
