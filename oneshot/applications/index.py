@@ -210,6 +210,8 @@ class EmbeddingIndex:
                 (integer ids only).
         """
         x = self._check_vectors(embeddings, "embeddings")
+        if isinstance(embeddings, np.ndarray) and np.may_share_memory(x, embeddings):
+            x = x.copy()  # the index owns its gallery: later changes to the caller's array
         n = len(x)
         if labels is None and self._labels is not None and len(self):
             raise ValueError(
