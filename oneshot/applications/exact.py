@@ -2,7 +2,9 @@
 
 Queries and gallery are cut into blocks: each block's distances come from the
 ``oneshot.distances`` object (its numerically safe pairwise computation, as a dissimilarity:
-smaller = closer), each block keeps its own k best, and the blocks' candidates are merged. The
+smaller = closer), each block keeps its own k best (``tf.math.top_k``: multi-threaded, and the
+lower index first among equal values), and the blocks' candidates are merged by
+:func:`smallest_k` (``np.argpartition`` on the (Q, k x blocks) candidates). The
 working memory is one block (``block_elements`` distances plus the block's rows) and the (Q, k)
 candidates of each gallery block, never the full Q x N matrix.
 
@@ -15,6 +17,7 @@ depend on the block's shape).
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
 from oneshot.distances import Distance, pairwise_distances
 
@@ -83,13 +86,11 @@ def exact_search(
         block_q = queries[q0 : q0 + q_rows]
         found_d, found_i = [], []
         for g0 in range(0, n, g_rows):
-            block_d = np.asarray(pairwise_distances(block_q, gallery[g0 : g0 + g_rows], distance))
-            block_i = np.broadcast_to(np.arange(g0, g0 + block_d.shape[1]), block_d.shape)
-            d, i = smallest_k(
-                block_d.astype(np.float32, copy=False), block_i, min(k, len(block_i[0]))
-            )
-            found_d.append(d)
-            found_i.append(i)
+            block = pairwise_distances(block_q, gallery[g0 : g0 + g_rows], distance)
+            # top_k keeps the lower index first among equal values: the tie rule, per block
+            negated, i = tf.math.top_k(-tf.cast(block, tf.float32), k=min(k, int(block.shape[1])))
+            found_d.append(-negated.numpy())
+            found_i.append(i.numpy().astype(np.int64) + g0)
         d, i = smallest_k(np.concatenate(found_d, axis=1), np.concatenate(found_i, axis=1), k)
         out_d[q0 : q0 + len(block_q)], out_i[q0 : q0 + len(block_q)] = d, i
     return out_d, out_i
