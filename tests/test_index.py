@@ -301,6 +301,9 @@ def test_queries_from_another_model_are_refused(net, digits, embedded, tmp_path)
     with pytest.raises(ValueError, match="is not the model"):
         loaded.add_images(other, images[:5], labels=labels[:5])
     bare = EmbeddingIndex()
+    with pytest.raises(ValueError, match="Expected images of shape \\(N, 28, 28, 1\\)"):
+        bare.add_images(net, images[:5, :20])
+    assert bare.model is None and bare.dim is None  # a refused add adopts nothing
     bare.add(embedded[0])
     with pytest.raises(ValueError, match="records no model"):
         bare.search_images(net, images[:5])

@@ -259,10 +259,16 @@ class EmbeddingIndex:
     ) -> None:
         """Embed ``images`` with ``model`` and :meth:`add` them. The model must be the index's
         (an index without a model and still empty takes this one's identity)."""
-        if self.model is None and not len(self):
-            self.model = ModelIdentity.of(model)
-            self._dim = self.model.embedding_dim
-        self.add(self._embed(model, images, batch_size), labels=labels, ids=ids)
+        if self.model is not None or len(self):
+            self.add(self._embed(model, images, batch_size), labels=labels, ids=ids)
+            return
+        self.model = ModelIdentity.of(model)  # an empty index adopts the model ...
+        self._dim = self.model.embedding_dim
+        try:
+            self.add(self._embed(model, images, batch_size), labels=labels, ids=ids)
+        except BaseException:
+            self.model, self._dim = None, None  # ... only once its images are in
+            raise
 
     # --------------------------------------------------------------------------- searching
     def search(self, queries: np.ndarray, k: int = 10) -> SearchResult:
