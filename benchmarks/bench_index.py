@@ -145,13 +145,19 @@ def recall(found, exact) -> float:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog="Each (size, index) row runs in a fresh process; see the module docstring.",
     )
     parser.add_argument("--sizes", default="100000,1000000", help="gallery sizes, comma-separated")
     parser.add_argument("--dim", type=int, default=64, help="embedding width")
     parser.add_argument("--queries", type=int, default=1000, help="queries per search")
     parser.add_argument("--k", type=int, default=10, help="neighbours per query (recall@k)")
-    parser.add_argument("--indexes", default=",".join(INDEXES), help=f"some of {','.join(INDEXES)}")
+    parser.add_argument(
+        "--indexes",
+        default=DEFAULT_SPECS,
+        help=f"comma-separated KIND[:NAME=INT+...], KIND one of {','.join(INDEXES)}; "
+        "e.g. exact,hnsw:ef_search=128,ivf:nprobe=64",
+    )
     parser.add_argument("--distance", default="euclidean", help="euclidean or cosine")
     parser.add_argument("--threads", type=int, default=0, help="TF and FAISS threads (0: all)")
     parser.add_argument("--out", default="results/benchmarks/index.txt", help="table file")
@@ -219,7 +225,8 @@ def main(argv: list[str] | None = None) -> str:
     lines = [
         *header("bench_index.py", command, time.perf_counter() - started),
         f"# random unit vectors, D = {args.dim}, {args.queries} queries, k = {args.k}, "
-        f"{args.distance}; fresh process per row; recall@{args.k} against the exact backend",
+        f"{args.distance}; FAISS threads {args.threads or 'default'}; fresh process per row; "
+        f"recall@{args.k} against the exact backend",
         "# defaults: hnsw M=32 ef_construction=40 ef_search=64; ivf nlist = sqrt(N) nprobe=16",
         "",
         f"{'size':>9s} {'index':18s} {'build s':>8s} {'query s':>8s} {'per query ms':>12s} "
