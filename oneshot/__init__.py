@@ -11,6 +11,7 @@ Layout (data -> sampling/mining -> networks/losses -> training -> evaluation -> 
 - ``oneshot.models``      siamese / triplet / quadruplet / online model builders
 - ``oneshot.inference``   one scoring interface for every model kind (embed + distance)
 - ``oneshot.evaluation``  N-way K-shot accuracy, Lake's runs, ROC, CMC, retrieval metrics
+- ``oneshot.applications``  a trained embedding on a user's gallery: the embedding index (k-NN)
 - ``oneshot.plots``       every figure
 - ``oneshot.train`` / ``oneshot.evaluate`` / ``oneshot.compare``   the command lines
 """

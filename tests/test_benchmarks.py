@@ -200,3 +200,26 @@ def test_bench_mining_quick(tmp_path, started_tensorflow):
         assert rows[name][0] == "16" and number_cells(rows[name][1:3])  # step ms, loss ms
         assert all(re.fullmatch(NUMBER, c) for c in rows[name][4:])  # MB: 0.0 at B = 16
     assert rows["naive_b3"][1:3] == ["nan", "nan"] and re.fullmatch(NUMBER, rows["naive_b3"][4])
+
+
+def test_bench_index_quick(tmp_path, started_tensorflow):
+    """The exact reference and an IVF index (two fresh processes) on 5,000 random vectors:
+    exact recall is 1, the approximate one in (0, 1], every time and memory number positive."""
+    pytest.importorskip("faiss")
+    bench = load_script("bench_index")
+    out = tmp_path / "index.txt"
+    text = bench.main(
+        ["--quick", "--indexes", "exact,ivf:nprobe=8", "--threads", "1", "--out", str(out)]
+    )
+    assert out.read_text() == text + "\n"
+    assert text.startswith("# python benchmarks/bench_index.py --quick")
+    rows = {
+        line.split()[1]: line.split()[2:]
+        for line in text.splitlines()
+        if line.startswith("    5,000")
+    }
+    assert list(rows) == ["exact", "ivf:nprobe=8"]
+    assert float(rows["exact"][-1]) == 1.0 and 0 < float(rows["ivf:nprobe=8"][-1]) <= 1
+    assert all(float(cell) >= 0 for cells in rows.values() for cell in cells)
+    with pytest.raises(ValueError, match="`--indexes`"):
+        bench.main(["--quick", "--indexes", "exact,flat:nprobe=3", "--out", str(out)])
