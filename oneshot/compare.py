@@ -9,8 +9,8 @@ headline metrics (``metrics.json``) next to each other; ``--mean`` adds the mean
 deviation over the runs (e.g. the seeds of one configuration).
 
 ``--seeds`` reads whole experiments repeated over seeds (``results/omniglot-losses/seed0``,
-``seed1``, ...): a Markdown table with one row per run (the mean and 95% t interval over
-seeds, marked where the seed-by-seed difference to ``--baseline`` excludes zero), a figure of
+``seed1``, ...): a Markdown table with one row per run, best first by 20-way within-alphabet
+accuracy where reported (the mean and 95% t interval over seeds, marked where the seed-by-seed difference to ``--baseline`` excludes zero), a figure of
 the metrics with their intervals (``--out``) and, when the runs had a training monitor, its
 accuracy against training minutes (``--out`` with ``-time`` before the suffix).
 ``--tuning`` prints the loss comparison's tuning table (``omniglot-losses-tuning``: every
@@ -96,7 +96,8 @@ def compare_seeds(
             time_figure = out.with_name(f"{out.stem}-time{out.suffix}")
             plot_curves_by_group(histories, group_of=family_of, reference=baseline,
                                  path=time_figure)  # fmt: skip
-    return seeds_table(columns, metrics, baseline)
+    order = SEED_METRICS[1] if SEED_METRICS[1] in reported else None
+    return seeds_table(columns, metrics, baseline, order_by=order)
 
 
 def main(argv: list[str] | None = None) -> int:

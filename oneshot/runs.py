@@ -397,15 +397,25 @@ def seeds_table(
     columns_by_run: Mapping[str, Mapping[str, Mapping[str, float]]],
     metrics: list[str],
     baseline: str | None = None,
+    order_by: str | None = None,
 ) -> str:
     """Markdown table of :func:`seed_columns`, one row per run and one column per metric:
-    ``mean ± 95% t interval`` over seeds, accuracies and rates in percent, AUC as an area.
+    ``mean ± 95% t interval`` over seeds, accuracies and rates in percent, AUC as an area;
+    rows best first by the mean of ``order_by`` when given (else in the runs' order).
 
     With ``baseline`` (a run name), a cell is marked ``▲`` (better) or ``▼`` (worse) when the
     run's seed-by-seed difference to the baseline (:func:`paired_to_baseline`) has an interval
     that excludes zero; higher is better except where :func:`lower_is_better`.
     """
     summary = seed_metrics(columns_by_run)
+    if order_by is not None:
+        missing = float("inf") if lower_is_better(order_by) else float("-inf")
+
+        def key(name: str) -> float:
+            value = summary[name][order_by].mean if order_by in summary[name] else missing
+            return value if lower_is_better(order_by) else -value
+
+        summary = {name: summary[name] for name in sorted(summary, key=key)}
     header = ["run", "seeds", *(_short_metric(m) for m in metrics)]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for name, by_metric in summary.items():

@@ -62,6 +62,10 @@ def test_seeds_table_marks_only_differences_outside_the_interval():
     # higher accuracy and lower error both count as better
     assert rows["better"].count("▲") == 2 and "▼" not in rows["better"]
     assert "▲" not in rows["noisy"] and "▼" not in rows["noisy"]
+    ordered = runs.seeds_table(columns, [WITHIN], order_by=WITHIN).splitlines()[2:]
+    assert [line.split(" | ")[0].strip("| `") for line in ordered] == ["better", "noisy", "base"]
+    by_error = runs.seeds_table(columns, [WITHIN], order_by="Lake runs error (%)").splitlines()[2:]
+    assert [line.split(" | ")[0].strip("| `") for line in by_error] == ["better", "noisy", "base"]
 
 
 def test_seed_columns_of_the_committed_best_runs_match_their_reports():
