@@ -120,7 +120,7 @@ def plot_hits(
     overwrite: bool = True,
 ) -> Path:
     """Write a PNG strip per query: the query, then its neighbours nearest first, with their
-    distances; green / red frames when ``query_labels`` are known.
+    labels and distances; green / red frames when ``query_labels`` are known.
 
     Args:
         query_images: (Q, H, W) or (Q, H, W, 3) uint8 queries.
@@ -138,6 +138,8 @@ def plot_hits(
         correct = result.labels == np.asarray(query_labels)[:, None]
 
     def write(tmp: Path) -> None:
-        plot_neighbour_strips(query_images, neighbour_images, correct, result.distances, tmp)
+        plot_neighbour_strips(
+            query_images, neighbour_images, correct, result.distances, tmp, result.labels
+        )
 
     return atomic_write(path, write, overwrite=overwrite)
