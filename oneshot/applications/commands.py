@@ -81,14 +81,15 @@ def run_app(body: Callable[[], int], debug: bool) -> int:
     return run_command(wrapped, debug=debug)
 
 
-def load_model(path: Path, distance: str | None = None) -> keras.Model:
+def load_model(path: Path, distance: str | None = None, needs_distance: bool = True) -> keras.Model:
     """The model at ``path``, compiled (the compiled loss records the distance of some
-    models); a UsageError if it records no distance and ``distance`` (``--distance``) is None."""
+    models); a UsageError if it records no distance, ``distance`` (``--distance``) is None and
+    the command ``needs_distance``."""
     from oneshot.inference import trained_distance
     from oneshot.saving import load_model as load
 
     model = load(path)
-    if distance is None and trained_distance(model) is None:
+    if needs_distance and distance is None and trained_distance(model) is None:
         raise UsageError(
             f"{path}: the model {model.name!r} records no distance (it is not a oneshot training "
             f"model). Pass --distance, one of {', '.join(DISTANCES)}."
