@@ -25,6 +25,7 @@ from oneshot.applications.commands import (
     add_convert_argument,
     add_model_arguments,
     add_quiet_argument,
+    check_index_model,
     check_shifts,
     embed,
     load_model,
@@ -130,7 +131,7 @@ def search(args: argparse.Namespace) -> int:
             "files. Build the index with python -m oneshot.index build, or leave out --plot."
         )
     model = load_model(args.model)
-    index.check_model(model)  # another model's index: refused before reading any image
+    check_index_model(index, model, args.index)  # before reading any image
     queries = read_images(args.query, index.model, args.convert, args.quiet, "--query")
     result = index.search(embed(model, index, queries, args.quiet), k=args.top)
     if args.plot is not None:

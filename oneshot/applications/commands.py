@@ -142,13 +142,21 @@ def gallery_from(
                 f"{path} is an index without labels: a gallery needs the class of each item. "
                 "Rebuild it with python -m oneshot.index build --images FOLDER_OF_CLASSES."
             )
-        index.check_model(model)
+        check_index_model(index, model, path)
         return index, model
     index = EmbeddingIndex.for_model(model, distance=args.distance, shifts=args.shifts)
     images = read_images([path], index.model, args.convert, args.quiet, "--gallery")
     embeddings = embed(model, index, images, args.quiet)
     index.add(embeddings, labels=images.labels, ids=images.files)
     return index, model
+
+
+def check_index_model(index: EmbeddingIndex, model: keras.Model, path: Path) -> None:
+    """A UsageError naming the index file when ``model`` is not the one it was built with."""
+    try:
+        index.check_model(model)
+    except ValueError as error:
+        raise UsageError(f"{path}: {error}") from None
 
 
 def embed(

@@ -38,7 +38,7 @@ def enrolment_split(labels, shots: int = 1, seed: int = 0) -> tuple[np.ndarray, 
         raise ValueError(
             f"Invalid value for argument `shots`. Expected fewer than the images of every "
             f"class ({shots} enrolled + at least one query). Received: shots={shots}, but class "
-            f"{classes[small][0]!r} has {counts[small][0]} image(s)."
+            f"{classes[small][0].item()!r} has {counts[small][0]} image(s)."
         )
     rng = np.random.default_rng(seed)
     gallery = np.concatenate(
