@@ -74,7 +74,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--model", type=Path, required=True, help="the model the index was built with"
     )
     search.add_argument(
-        "--query", type=Path, nargs="+", required=True, help="one or more query image files"
+        "--query",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="query image files (or one folder of class folders)",
     )
     search.add_argument("--top", type=int, default=5, help="neighbours per query (default 5)")
     search.add_argument(
