@@ -21,19 +21,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from oneshot.applications.commands import (
-    add_model_arguments,
+    add_gallery_arguments,
     add_quiet_argument,
-    check_shifts,
-    embed,
-    gallery_from,
-    load_model,
+    gallery_and_queries,
     note,
-    read_images,
     run_app,
     split_known,
 )
@@ -47,15 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "and DIR at a false-accept rate (open set) for a query folder of class folders; the "
         "class of each query image file.",
     )
-    add_model_arguments(parser)
-    parser.add_argument(
-        "--gallery", type=Path, required=True,
-        help="the enrolled images: a folder of class folders, or an index file (index build)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--queries", type=Path, nargs="+", required=True,
-        help="a folder of class folders (evaluation) or image files (identified one by one)",
-    )  # fmt: skip
+    add_gallery_arguments(
+        parser, "a folder of class folders (evaluation) or image files (identified one by one)"
+    )
     parser.add_argument(
         "--far", type=float, default=1e-2,
         help="open set: the false-accept rate of the reject threshold (default 0.01)",
@@ -80,11 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 < args.far < 1.0:
         raise UsageError(f"--far must be a rate in (0, 1), e.g. 0.01. Received: {args.far}.")
-    check_shifts(args.shifts)
-    model = load_model(args.model, args.distance)
-    gallery, model = gallery_from(args.gallery, model, args)
-    queries = read_images(args.queries, gallery.model, args.convert, args.quiet, "--queries")
-    embeddings = embed(model, gallery, queries, args.quiet)
+    gallery, queries, embeddings = gallery_and_queries(args)
     if queries.labels is None:
         found = identify(gallery, embeddings)
         for q, name in enumerate(queries.files):

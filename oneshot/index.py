@@ -147,7 +147,9 @@ def search(args: argparse.Namespace) -> int:
             )
         neighbours = read_image_files(list(result.ids.ravel()), index.model, convert=True)
         shape = (*result.ids.shape, *neighbours.images.shape[1:])
-        plot_hits(queries.images, neighbours.images.reshape(shape), result, args.plot)
+        plot_hits(
+            queries.images, neighbours.images.reshape(shape), result, args.plot, queries.labels
+        )
     for q, name in enumerate(queries.files):
         print(f"query {name}")
         for rank in range(result.k):

@@ -15,18 +15,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from oneshot.applications.commands import (
-    add_model_arguments,
+    add_gallery_arguments,
     add_quiet_argument,
-    check_shifts,
-    embed,
-    gallery_from,
-    load_model,
-    read_images,
+    gallery_and_queries,
     run_app,
     split_known,
 )
@@ -40,15 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "image; for a query folder of class folders, the AUROC of unseen-class queries against "
         "seen-class ones.",
     )
-    add_model_arguments(parser)
-    parser.add_argument(
-        "--gallery", type=Path, required=True,
-        help="the enrolled images: a folder of class folders, or an index file (index build)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--queries", type=Path, nargs="+", required=True,
-        help="a folder of class folders (seen and unseen classes: AUROC) or image files (scores)",
-    )  # fmt: skip
+    add_gallery_arguments(
+        parser, "a folder of class folders (seen and unseen classes: AUROC) or image files (scores)"
+    )
     add_quiet_argument(parser)
     add_debug_flag(parser)
     return parser.parse_args(argv)
@@ -57,11 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> int:
     from oneshot.applications import identify, novelty
 
-    check_shifts(args.shifts)
-    model = load_model(args.model, args.distance)
-    gallery, model = gallery_from(args.gallery, model, args)
-    queries = read_images(args.queries, gallery.model, args.convert, args.quiet, "--queries")
-    embeddings = embed(model, gallery, queries, args.quiet)
+    gallery, queries, embeddings = gallery_and_queries(args)
     if queries.labels is None:
         nearest = identify(gallery, embeddings)
         for q, name in enumerate(queries.files):

@@ -130,9 +130,28 @@ def read_images(
     return images
 
 
-def gallery_from(
-    path: Path, model: keras.Model, args: argparse.Namespace
-) -> tuple[EmbeddingIndex, keras.Model]:
+def add_gallery_arguments(parser: argparse.ArgumentParser, queries_help: str) -> None:
+    """The model arguments, ``--gallery`` and ``--queries`` (identify, novelty)."""
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--gallery", type=Path, required=True,
+        help="the enrolled images: a folder of class folders, or an index file (index build)",
+    )  # fmt: skip
+    parser.add_argument("--queries", type=Path, nargs="+", required=True, help=queries_help)
+
+
+def gallery_and_queries(
+    args: argparse.Namespace,
+) -> tuple[EmbeddingIndex, ModelImages, np.ndarray]:
+    """The gallery (``--gallery``), the queries (``--queries``) and their embeddings."""
+    check_shifts(args.shifts)
+    model = load_model(args.model, args.distance)
+    gallery = gallery_from(args.gallery, model, args)
+    queries = read_images(args.queries, gallery.model, args.convert, args.quiet, "--queries")
+    return gallery, queries, embed(model, gallery, queries, args.quiet)
+
+
+def gallery_from(path: Path, model: keras.Model, args: argparse.Namespace) -> EmbeddingIndex:
     """The gallery: an index file (checked to be ``model``'s) or a folder of class folders,
     embedded now (all its images enrolled, labelled by class name, ids the file paths)."""
     if path.is_file():
@@ -143,12 +162,12 @@ def gallery_from(
                 "Rebuild it with python -m oneshot.index build --images FOLDER_OF_CLASSES."
             )
         check_index_model(index, model, path)
-        return index, model
+        return index
     index = EmbeddingIndex.for_model(model, distance=args.distance, shifts=args.shifts)
     images = read_images([path], index.model, args.convert, args.quiet, "--gallery")
     embeddings = embed(model, index, images, args.quiet)
     index.add(embeddings, labels=images.labels, ids=images.files)
-    return index, model
+    return index
 
 
 def check_index_model(index: EmbeddingIndex, model: keras.Model, path: Path) -> None:
