@@ -120,7 +120,9 @@ def calibrate(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     from oneshot.applications import Verifier, verifier_path
+    from oneshot.saving import check_model_file
 
+    check_model_file(args.model)  # a wrong --model is named first, not as a missing verifier
     path = args.verifier or verifier_path(args.model)
     if not path.is_file():
         raise UsageError(

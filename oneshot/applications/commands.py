@@ -65,7 +65,8 @@ def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
 
 def run_app(body: Callable[[], int], debug: bool) -> int:
     """:func:`oneshot.cli.run_command` for the applications: a ValueError of the library (a bad
-    argument, another model's index ...) is a user error too (one ``error:`` line, exit 2)."""
+    argument, another model's index ...) or a missing optional package (FAISS) is a user error
+    too (one ``error:`` line, exit 2)."""
     use_headless_backend()
 
     def wrapped() -> int:
@@ -73,7 +74,7 @@ def run_app(body: Callable[[], int], debug: bool) -> int:
             return body()
         except UsageError:
             raise
-        except ValueError as error:  # DataError included: the message names the file
+        except (ValueError, ImportError) as error:  # DataError included; FAISS missing
             if debug:
                 raise
             raise UsageError(str(error)) from None
