@@ -22,10 +22,8 @@ from pathlib import Path
 from oneshot.applications.commands import (
     add_model_arguments,
     add_quiet_argument,
-    check_shifts,
-    load_model,
+    model_and_images,
     note,
-    read_images,
     run_app,
 )
 from oneshot.cli import UsageError, add_debug_flag
@@ -64,23 +62,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    from oneshot.applications import atomic_write, cluster, embed_images, scorer_for
+    from oneshot.applications import atomic_write, cluster
     from oneshot.applications.files import check_output
-    from oneshot.applications.identity import ModelIdentity
 
     if args.out is not None:
         check_output(args.out, overwrite=True)  # a folder is refused before any work
-    check_shifts(args.shifts)
-    model = load_model(args.model, args.distance)
-    identity = ModelIdentity.of(model, args.shifts)
-    images = read_images(args.images, identity, args.convert, args.quiet, "--images")
-    if images.labels is None and args.clusters is None:
+    labelled = len(args.images) == 1 and args.images[0].is_dir()
+    if not labelled and args.clusters is None:
         raise UsageError(
             "--clusters is needed for image files (no class folders to count). Pass e.g. "
             "--clusters 10, or a folder of class folders."
         )
-    scorer = scorer_for(model, args.distance, args.shifts)
-    embeddings = embed_images(scorer, images.images, verbose=not args.quiet)
+    _, scorer, images, embeddings = model_and_images(args, args.images, "--images")
     methods = list(dict.fromkeys(args.method))
     results = [
         cluster(

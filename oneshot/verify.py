@@ -24,8 +24,8 @@ from oneshot.applications.commands import (
     add_convert_argument,
     add_model_arguments,
     add_quiet_argument,
-    check_shifts,
     load_model,
+    model_and_images,
     note,
     read_images,
     run_app,
@@ -82,20 +82,14 @@ def check_parser() -> argparse.ArgumentParser:
 
 
 def calibrate(args: argparse.Namespace) -> int:
-    from oneshot.applications import Verifier, embed_images, scorer_for, verifier_path
+    from oneshot.applications import Verifier, verifier_path
     from oneshot.applications.files import check_output
-    from oneshot.applications.identity import ModelIdentity
 
     out = args.out or verifier_path(args.model)
     check_output(out, args.overwrite, "--overwrite")  # before any work
     if not 0.0 < args.far < 1.0:
         raise UsageError(f"--far must be a rate in (0, 1), e.g. 1e-3. Received: {args.far}.")
-    check_shifts(args.shifts)
-    model = load_model(args.model, args.distance)
-    identity = ModelIdentity.of(model, args.shifts)
-    images = read_images([args.images], identity, args.convert, args.quiet, "--images")
-    scorer = scorer_for(model, args.distance, args.shifts)
-    embeddings = embed_images(scorer, images.images, verbose=not args.quiet)
+    model, scorer, images, embeddings = model_and_images(args, [args.images], "--images")
     verifier = Verifier.calibrate(
         model, images.images, images.labels, far=args.far, distance=scorer.distance,
         shifts=args.shifts, seed=args.seed, embeddings=embeddings,

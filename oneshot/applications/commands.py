@@ -28,6 +28,7 @@ from oneshot.applications.inputs import (
 )
 from oneshot.cli import UsageError, run_command, use_headless_backend
 from oneshot.distances import DISTANCES
+from oneshot.inference import Scorer
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -129,6 +130,20 @@ def read_images(
     for message in images.notes:
         note(message, quiet)
     return images
+
+
+def model_and_images(
+    args: argparse.Namespace, paths: list[Path], argument: str
+) -> tuple[keras.Model, Scorer, ModelImages, np.ndarray]:
+    """The model (``--model``, ``--distance``, ``--shifts``), its scorer, the images at
+    ``paths`` fitted to it, and their embeddings (with a progress bar unless ``--quiet``)."""
+    check_shifts(args.shifts)
+    model = load_model(args.model, args.distance)
+    images = read_images(
+        paths, ModelIdentity.of(model, args.shifts), args.convert, args.quiet, argument
+    )
+    scorer = scorer_for(model, args.distance, args.shifts)
+    return model, scorer, images, embed_images(scorer, images.images, verbose=not args.quiet)
 
 
 def add_gallery_arguments(parser: argparse.ArgumentParser, queries_help: str) -> None:
