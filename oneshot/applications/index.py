@@ -271,14 +271,20 @@ class EmbeddingIndex:
             raise
 
     # --------------------------------------------------------------------------- searching
-    def search(self, queries: np.ndarray, k: int = 10) -> SearchResult:
+    def search(
+        self, queries: np.ndarray, k: int = 10, exclude: np.ndarray | None = None
+    ) -> SearchResult:
         """The ``k`` nearest gallery items of each query embedding.
 
         Args:
             queries: float (Q, D) embeddings made by the index's model (use
                 :meth:`search_images` to have that checked).
             k: neighbours per query, >= 1. A k larger than the index is clipped to its size:
-                the result then has ``len(index)`` columns. Defaults to 10.
+                the result then has ``len(index)`` columns (``len(index) - 1`` with
+                ``exclude``). Defaults to 10.
+            exclude: (Q,) one gallery row to leave out of each query's neighbours, -1 for
+                none: e.g. ``np.arange(len(index))`` to search the index with its own items,
+                leave-one-out (the query itself is never its own neighbour). Defaults to None.
 
         Returns:
             A :class:`SearchResult` of (Q, min(k, N)) arrays, ascending by distance.
@@ -290,13 +296,25 @@ class EmbeddingIndex:
         if not len(self):
             raise ValueError("This index is empty: add embeddings with index.add(...) first.")
         q = self._check_vectors(queries, "queries")
-        k = min(int(k), len(self))
+        skip = None if exclude is None else self._check_exclude(exclude, len(q))
+        k = min(int(k), len(self) - (skip is not None))
+        if k < 1:
+            raise ValueError(
+                "Invalid value for argument `exclude`. This index holds one item: with it left "
+                "out, no neighbour remains. Add items first."
+            )
+        fetch = k if skip is None else k + 1  # one more, in case the excluded row is found
         if self.backend == "faiss":
-            distances, indices = self._faiss.search(q, k)
+            distances, indices = self._faiss.search(q, fetch)
         else:
             distances, indices = exact_search(
-                q, self._embeddings, k, self.distance, self.block_elements
+                q, self._embeddings, fetch, self.distance, self.block_elements
             )
+        if skip is not None:
+            kept = (indices != skip[:, None]) | (skip[:, None] < 0)
+            order = np.argsort(~kept, axis=1, kind="stable")[:, :k]  # kept first, order kept
+            distances = np.take_along_axis(distances, order, axis=1)
+            indices = np.take_along_axis(indices, order, axis=1)
         labels = None if self._labels is None else _gather(self._labels, indices)
         return SearchResult(distances, indices, labels, _gather(self._ids, indices))
 
@@ -421,6 +439,21 @@ class EmbeddingIndex:
         return index
 
     # --------------------------------------------------------------------------- checks
+    def _check_exclude(self, exclude: Any, n: int) -> np.ndarray:
+        """``exclude`` as int64 (n,) gallery rows in [-1, len(self)); else a ValueError."""
+        rows = np.asarray(exclude)
+        if (
+            rows.shape != (n,)
+            or rows.dtype.kind not in "iu"
+            or (n and (rows.min() < -1 or rows.max() >= len(self)))
+        ):
+            raise ValueError(
+                "Invalid value for argument `exclude`. Expected (Q,) integer gallery rows in "
+                f"[-1, {len(self)}), one per query (Q={n}). Received: dtype {rows.dtype}, "
+                f"shape {rows.shape}"
+            )
+        return rows.astype(np.int64)
+
     def _check_vectors(self, values: Any, argument: str) -> np.ndarray:
         """``values`` as float32 (n, D) with the index's D, finite; else a ValueError."""
         x = np.asarray(values)

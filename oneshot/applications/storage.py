@@ -5,20 +5,21 @@ version, distance config, backend, model identity, sizes), ``embeddings`` (N, D)
 (N,) int64 or unicode, optionally ``labels`` (N,) int64 or unicode and ``faiss`` (the serialised
 FAISS index of an approximate backend). Nothing needs pickle to load (``allow_pickle=False``).
 
-Writes go to a temporary file beside the target, then ``os.replace`` it into place: an error or
-an interruption leaves either the old file or the new one, never half of one.
+Writes go to a temporary file beside the target, then ``os.replace`` it into place
+(:func:`oneshot.applications.files.atomic_write`): an error or an interruption leaves either the
+old file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from oneshot.applications.files import atomic_write
 from oneshot.cli import UsageError
 from oneshot.saving import describe_file
 
@@ -46,18 +47,12 @@ def write_index_file(
     if path.exists() and not overwrite:
         raise IndexFileError(f"{path} already exists; pass overwrite=True to replace it.")
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
             np.savez(handle, metadata=np.array(json.dumps(record)), **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(path, write)
 
 
 def read_index_file(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

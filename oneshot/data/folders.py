@@ -235,7 +235,7 @@ def _read_all(
     """Read, convert and resize every file into one uint8 array, with a progress bar when slow."""
     out, first, bar, start = [], None, None, time.monotonic()
     for i, name in enumerate(files):
-        image, colour = _read_image(root / name)
+        image, colour = read_image(root / name)
         if channels is None:
             first = first or (name, colour)
             if colour != first[1]:
@@ -274,8 +274,13 @@ def _hw(image: np.ndarray) -> str:
     return f"{image.shape[1]}x{image.shape[0]}"
 
 
-def _read_image(path: Path) -> tuple[np.ndarray, bool]:
-    """One file as uint8 (H, W) grey or (H, W, 3) colour, and whether it is colour (by mode)."""
+def read_image(path: Path) -> tuple[np.ndarray, bool]:
+    """One file as uint8 (H, W) grey or (H, W, 3) colour, and whether it is colour (by mode).
+
+    Raises:
+        DataError: naming the file, when Pillow cannot read it or its pixels are not 8 bits
+            per channel.
+    """
     try:
         with Image.open(path) as image:
             image.load()

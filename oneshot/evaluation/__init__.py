@@ -35,6 +35,8 @@ from oneshot.evaluation.retrieval import (
     rank_candidates,
     retrieval_metrics,
     retrieval_metrics_from_distances,
+    retrieval_metrics_from_ranking,
+    same_class_counts,
 )
 from oneshot.evaluation.seeds import SeedSummary, paired_difference, seed_summary
 from oneshot.evaluation.verification import (
@@ -74,6 +76,8 @@ __all__ = [
     "rank_candidates",
     "retrieval_metrics",
     "retrieval_metrics_from_distances",
+    "retrieval_metrics_from_ranking",
+    "same_class_counts",
     "sample_balanced_pairs",
     "sample_episodes",
     "seed_summary",

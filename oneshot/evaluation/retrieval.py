@@ -115,7 +115,13 @@ def _retrieval_rows(
     nearest = np.take_along_axis(
         candidates, order, axis=1
     )  # (Q, r_max) sorted by distance, then index
-    hit = labels[nearest] == labels[row_ids][:, None]
+    return _ranked_rows(labels[nearest] == labels[row_ids][:, None], r)
+
+
+def _ranked_rows(hit: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """(Q, 3) precision@1, R-precision, MAP@R from ranked hits (Q, >= max r) (NaN where r = 0)."""
+    r_max = int(max(r.max(initial=0), 1))
+    hit = hit[:, :r_max]
     within_r = np.arange(1, r_max + 1)[None, :] <= r[:, None]
     hit_r = hit & within_r
     precision_at_i = np.cumsum(hit_r, axis=1) / np.arange(1, r_max + 1)[None, :]
@@ -132,6 +138,31 @@ def _retrieval_rows(
     return out
 
 
+def retrieval_metrics_from_ranking(
+    hits: np.ndarray, same_counts: np.ndarray, protocol: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """precision@1, R-precision and MAP@R from each query's ranked neighbours, for rankings
+    made elsewhere (e.g. an ``EmbeddingIndex`` searched with its own items, leave-one-out).
+
+    Args:
+        hits: (Q, M) booleans, nearest first, the query itself excluded: True where the
+            neighbour is of the query's class. M >= max(same_counts) (the R nearest of every
+            query), at least 1.
+        same_counts: (Q,) R of each query: the other items of its class among the candidates.
+            Queries with R = 0 are skipped.
+        protocol: recorded with the numbers. Defaults to None.
+    """
+    hits, same_counts = np.asarray(hits, bool), np.asarray(same_counts)
+    if hits.ndim != 2 or hits.shape[1] < max(int(same_counts.max(initial=0)), 1):
+        raise ValueError(
+            "Invalid value for argument `hits`. Expected (Q, M) with M >= max(same_counts) = "
+            f"{int(same_counts.max(initial=0))}. Received shape {hits.shape}."
+        )
+    return _summary(
+        _ranked_rows(hits, same_counts), {"task": "retrieval (query excluded)", **(protocol or {})}
+    )
+
+
 def _summary(per_query: np.ndarray, protocol: dict[str, Any]) -> dict[str, Any]:
     valid = ~np.isnan(per_query[:, 0])
     mean = per_query[valid].mean(axis=0)
@@ -143,7 +174,8 @@ def _summary(per_query: np.ndarray, protocol: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _same_counts(labels: np.ndarray) -> np.ndarray:
+def same_class_counts(labels: np.ndarray) -> np.ndarray:
+    """(N,) number of other items of each item's class (R of MAP@R)."""
     classes, counts, _ = class_table(labels)
     return counts[np.searchsorted(classes, labels)] - 1
 
@@ -156,7 +188,7 @@ def retrieval_metrics_from_distances(distances: np.ndarray, labels: np.ndarray) 
             f"Expected `distances` of shape ({len(labels)}, {len(labels)}). Received {np.shape(distances)}."
         )
     per_query = _retrieval_rows(
-        np.asarray(distances), np.arange(len(labels)), labels, _same_counts(labels)
+        np.asarray(distances), np.arange(len(labels)), labels, same_class_counts(labels)
     )
     return _summary(per_query, {"task": "retrieval (query excluded)"})
 
@@ -171,7 +203,7 @@ def retrieval_metrics(
     """Retrieval metrics of a scorer; the distance matrix is built ``chunk_size`` rows at a time."""
     embeddings = np.asarray(check_embeddings(embeddings))
     labels = check_labels(labels, len(embeddings))
-    same_counts = _same_counts(labels)
+    same_counts = same_class_counts(labels)
     parts = []
     for start in range(0, len(labels), chunk_size):
         ids = np.arange(start, min(start + chunk_size, len(labels)))

@@ -38,6 +38,7 @@ def plot_neighbour_strips(
     correct: np.ndarray | None = None,
     distances: np.ndarray | None = None,
     path: str | Path | None = None,
+    labels: np.ndarray | None = None,
 ) -> Figure:
     """Rows of a query followed by its nearest neighbours (e.g. the top 10).
 
@@ -47,6 +48,8 @@ def plot_neighbour_strips(
         correct: optional (Q, T) booleans: same class as the query (green / red frame).
         distances: optional (Q, T) distances written under each neighbour.
         path: PNG file to write. Defaults to None.
+        labels: optional (Q, T) labels written under each neighbour (before its distance).
+            Defaults to None.
     """
     query_images, neighbour_images = np.asarray(query_images), np.asarray(neighbour_images)
     q, t = neighbour_images.shape[:2]
@@ -61,8 +64,11 @@ def plot_neighbour_strips(
                 for spine in ax.spines.values():
                     spine.set_edgecolor("tab:green" if correct[row, col] else "tab:red")
                     spine.set_linewidth(2)
+            caption = [] if labels is None else [str(labels[row, col])]
             if distances is not None:
-                ax.set_xlabel(f"{distances[row, col]:.3g}", fontsize=6)
+                caption.append(f"{distances[row, col]:.3g}")
+            if caption:
+                ax.set_xlabel(" ".join(caption), fontsize=6)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])

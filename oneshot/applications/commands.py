@@ -1,0 +1,233 @@
+"""What the application command lines share (``oneshot.index``, ``verify``, ``identify``,
+``cluster``, ``novelty``): the model and image arguments, reading a gallery (a folder or an
+index file) and queries, and turning the library's ValueErrors into one ``error:`` line.
+
+Queries given as a folder of class folders are labelled by their folder names: classes the
+gallery enrolled are *known*, the others *unknown* (never enrolled). Queries given as image
+files are unlabelled: the commands then print their answers instead of a metric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from oneshot.applications.identity import ModelIdentity
+from oneshot.applications.index import EmbeddingIndex
+from oneshot.applications.inputs import (
+    ModelImages,
+    embed_images,
+    read_image_files,
+    read_image_folder,
+    scorer_for,
+)
+from oneshot.cli import UsageError, run_command, use_headless_backend
+from oneshot.distances import DISTANCES
+from oneshot.inference import Scorer
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """``--model``, ``--distance``, ``--shifts`` and ``--convert``."""
+    parser.add_argument(
+        "--model", type=Path, required=required, help="a trained .keras model (model.keras)"
+    )
+    parser.add_argument(
+        "--distance",
+        choices=DISTANCES,
+        default=None,
+        help="distance between embeddings (default: the one the model was trained with)",
+    )
+    parser.add_argument(
+        "--shifts",
+        type=int,
+        default=0,
+        help="test-time averaging of each embedding over shifts of this many pixels (default 0)",
+    )
+    add_convert_argument(parser)
+
+
+def add_convert_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--convert",
+        action="store_true",
+        help="convert colour images to grey (or grey to colour) to fit the model, instead of "
+        "refusing them",
+    )
+
+
+def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or notes on stderr")
+
+
+def run_app(body: Callable[[], int], debug: bool) -> int:
+    """:func:`oneshot.cli.run_command` for the applications: a ValueError of the library (a bad
+    argument, another model's index ...) or a missing optional package (FAISS) is a user error
+    too (one ``error:`` line, exit 2)."""
+    use_headless_backend()
+
+    def wrapped() -> int:
+        try:
+            return body()
+        except UsageError:
+            raise
+        except (ValueError, ImportError) as error:  # DataError included; FAISS missing
+            if debug:
+                raise
+            raise UsageError(str(error)) from None
+
+    return run_command(wrapped, debug=debug)
+
+
+def load_model(path: Path, distance: str | None = None, needs_distance: bool = True) -> keras.Model:
+    """The model at ``path``, compiled (the compiled loss records the distance of some
+    models); a UsageError if it records no distance, ``distance`` (``--distance``) is None and
+    the command ``needs_distance``."""
+    from oneshot.inference import trained_distance
+    from oneshot.saving import load_model as load
+
+    model = load(path)
+    if needs_distance and distance is None and trained_distance(model) is None:
+        raise UsageError(
+            f"{path}: the model {model.name!r} records no distance (it is not a oneshot training "
+            f"model). Pass --distance, one of {', '.join(DISTANCES)}."
+        )
+    return model
+
+
+def check_shifts(shifts: int) -> int:
+    if shifts < 0:
+        raise UsageError(f"--shifts must be >= 0. Received: {shifts}.")
+    return shifts
+
+
+def note(message: str, quiet: bool = False) -> None:
+    """A line on stderr saying what was done (resizing, conversion ...)."""
+    if not quiet:
+        print(f"note: {message}", file=sys.stderr)
+
+
+def read_images(
+    paths: list[Path], model: ModelIdentity, convert: bool, quiet: bool, argument: str
+) -> ModelImages:
+    """One folder of class folders, or image files, fitted to ``model``; notes on stderr."""
+    if not paths:
+        raise UsageError(f"{argument} needs a folder of class folders or image files.")
+    if len(paths) == 1 and paths[0].is_dir():
+        images = read_image_folder(paths[0], model, convert=convert, verbose=not quiet)
+    else:
+        folders = [p for p in paths if p.is_dir()]
+        if folders:
+            raise UsageError(
+                f"{argument}: {folders[0]} is a folder among several paths. Pass one folder of "
+                "class folders, or image files."
+            )
+        images = read_image_files(paths, model, convert=convert)
+    for message in images.notes:
+        note(message, quiet)
+    return images
+
+
+def model_and_images(
+    args: argparse.Namespace, paths: list[Path], argument: str
+) -> tuple[keras.Model, Scorer, ModelImages, np.ndarray]:
+    """The model (``--model``, ``--distance``, ``--shifts``), its scorer, the images at
+    ``paths`` fitted to it, and their embeddings (with a progress bar unless ``--quiet``)."""
+    check_shifts(args.shifts)
+    model = load_model(args.model, args.distance)
+    images = read_images(
+        paths, ModelIdentity.of(model, args.shifts), args.convert, args.quiet, argument
+    )
+    scorer = scorer_for(model, args.distance, args.shifts)
+    return model, scorer, images, embed_images(scorer, images.images, verbose=not args.quiet)
+
+
+def add_gallery_arguments(parser: argparse.ArgumentParser, queries_help: str) -> None:
+    """The model arguments, ``--gallery`` and ``--queries`` (identify, novelty)."""
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--gallery", type=Path, required=True,
+        help="the enrolled images: a folder of class folders, or an index file (index build)",
+    )  # fmt: skip
+    parser.add_argument("--queries", type=Path, nargs="+", required=True, help=queries_help)
+
+
+def gallery_and_queries(
+    args: argparse.Namespace,
+) -> tuple[EmbeddingIndex, ModelImages, np.ndarray]:
+    """The gallery (``--gallery``), the queries (``--queries``) and their embeddings."""
+    check_shifts(args.shifts)
+    model = load_model(args.model, args.distance)
+    gallery = gallery_from(args.gallery, model, args)
+    queries = read_images(args.queries, gallery.model, args.convert, args.quiet, "--queries")
+    return gallery, queries, embed(model, gallery, queries, args.quiet)
+
+
+def gallery_from(path: Path, model: keras.Model, args: argparse.Namespace) -> EmbeddingIndex:
+    """The gallery: an index file (checked to be ``model``'s) or a folder of class folders,
+    embedded now (all its images enrolled, labelled by class name, ids the file paths)."""
+    if path.is_file():
+        index = EmbeddingIndex.load(path)
+        if index.labels is None:
+            raise UsageError(
+                f"{path} is an index without labels: a gallery needs the class of each item. "
+                "Rebuild it with python -m oneshot.index build --images FOLDER_OF_CLASSES."
+            )
+        check_index_model(index, model, path)
+        return index
+    index = EmbeddingIndex.for_model(model, distance=args.distance, shifts=args.shifts)
+    images = read_images([path], index.model, args.convert, args.quiet, "--gallery")
+    embeddings = embed(model, index, images, args.quiet)
+    index.add(embeddings, labels=images.labels, ids=images.files)
+    return index
+
+
+def check_index_model(index: EmbeddingIndex, model: keras.Model, path: Path) -> None:
+    """A UsageError naming the index file when ``model`` is not the one it was built with."""
+    try:
+        index.check_model(model)
+    except ValueError as error:
+        raise UsageError(f"{path}: {error}") from None
+
+
+def embed(
+    model: keras.Model, index: EmbeddingIndex, images: ModelImages, quiet: bool
+) -> np.ndarray:
+    """Embeddings of ``images`` by ``model`` as ``index`` compares them (its distance and
+    shifts), after checking ``model`` is the index's."""
+    index.check_model(model)
+    scorer = scorer_for(model, index.distance, index.model.shifts)
+    return embed_images(scorer, images.images, verbose=not quiet)
+
+
+def split_known(
+    images: ModelImages, gallery: EmbeddingIndex
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(labels, known, unknown)`` of labelled queries: their labels in the gallery's kind
+    (class names, or integers for a gallery with integer labels), and the indices of the
+    queries of an enrolled class and of the others."""
+    labels = images.labels
+    if gallery.labels.dtype.kind != "U":
+        try:
+            labels = labels.astype(np.int64)
+        except ValueError:
+            raise UsageError(
+                "The gallery index has integer labels, but the query class folders are named "
+                f"{_some(images.labels)}: name them by the gallery's integers."
+            ) from None
+    known = np.isin(labels, gallery.labels)
+    if not known.any():
+        raise UsageError(
+            f"No query class is enrolled in the gallery (queries: {_some(labels)}; gallery: "
+            f"{_some(gallery.labels)}). Name the query class folders as the gallery's."
+        )
+    return labels, np.flatnonzero(known), np.flatnonzero(~known)
+
+
+def _some(names: np.ndarray) -> str:
+    unique = list(dict.fromkeys(str(n) for n in names))
+    return ", ".join(unique[:4]) + (" ..." if len(unique) > 4 else "")
