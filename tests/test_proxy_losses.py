@@ -487,6 +487,38 @@ def test_one_fit_step_on_mnist_trains_the_network_and_the_proxies(name, mnist):
     assert any(not np.allclose(b, a.numpy()) for b, a in zip(net_before, net_after, strict=True))
 
 
+@pytest.mark.parametrize("name", ["arcface", "cosface"])
+def test_margin_softmax_learns_an_embedding_when_its_classes_recur(name, mnist, data_dir):
+    """With MNIST's 10 classes in every batch, 150 steps take conv4 from chance-like
+    one-shot accuracy to far above it on unseen test digits (measured: ArcFace 0.95 and CosFace
+    0.93 after 200 steps of the full conv4, untrained 0.34). A sign or scale error in the margin
+    or the logits would leave it near the untrained network. (On Omniglot's 3,856 classes and
+    1,000 steps, each class weight is seen about 8 times; see results/README.md.)"""
+    from oneshot.evaluation import nway_accuracy
+    from oneshot.inference import Scorer
+
+    test = load_mnist("test", data_dir)
+    keep = np.arange(2000)
+
+    def accuracy(network):
+        scorer = Scorer(network, distance="euclidean")
+        embeddings = scorer.embed(test.images[keep])
+        return nway_accuracy(
+            scorer, embeddings, test.labels[keep], 10, episodes=300, seed=0
+        ).accuracy
+
+    keras.utils.set_random_seed(0)
+    network = conv4(
+        (28, 28, 1)
+    )  # the README's network (64-d); the 16-d one of these tests is too small
+    model = build_online(network, LOSSES[name](10), keras.optimizers.Adam(1e-3))
+    untrained = accuracy(network)
+    data = pk_dataset(mnist.images, mnist.labels, p=10, k=8, seed=0)
+    model.fit(data, steps_per_epoch=150, epochs=1, shuffle=False, verbose=0)
+    trained = accuracy(network)
+    assert trained > 0.8 and trained > untrained + 0.3, (untrained, trained)
+
+
 @pytest.mark.parametrize("make", [lambda: ProxyAnchorLoss(10), lambda: SphereFaceLoss(10)],
                          ids=["proxy_anchor", "sphereface"])  # fmt: skip
 def test_resume_from_a_run_checkpoint_is_exact_and_model_keras_is_the_embedding(
