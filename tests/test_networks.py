@@ -78,7 +78,7 @@ def test_metric_network_outputs_a_distance_in_unit_interval():
 
 
 def test_build_network_registry_and_errors():
-    assert set(NETWORKS) == {"eric_mnist", "eric_omniglot", "koch", "conv4"}
+    assert set(NETWORKS) == {"eric_mnist", "eric_omniglot", "koch", "conv4", "keras_app"}
     net = build_network("conv4", (16, 16, 1), 8, width=8)
     assert net.output_shape == (None, 8)
     with pytest.raises(ValueError, match="Expected one of.*Received: name='resnet'"):
