@@ -215,6 +215,28 @@ def conv4(
     return keras.Model(inputs, x, name=EMBEDDING_NAME)
 
 
+def grey_to_rgb(embedding: keras.Model) -> keras.Model:
+    """``embedding``, a network for colour (H, W, 3) images, taking grey (H, W, 1) ones whose
+    channel it repeats into the three (the layers are shared, not copied).
+
+    For evaluating a colour network on grey data (MNIST, Omniglot): a grey image repeated
+    into RGB is the same picture, so nothing is guessed. ``keras_app`` networks built for
+    grey input do the same inside.
+
+    Returns:
+        A ``keras.Model`` (N, H, W, 1) -> what ``embedding`` returns.
+    """
+    shape = tuple(embedding.input_shape[1:])
+    if len(shape) != 3 or shape[2] != 3:
+        raise ValueError(
+            "Invalid value for argument `embedding`. Expected a network for colour images "
+            f"(input shape (H, W, 3)). Received input shape {shape}."
+        )
+    grey = keras.Input(shape=(*shape[:2], 1), name="grey_image")
+    rgb = layers.Concatenate(axis=-1, name="to_rgb")([grey, grey, grey])
+    return keras.Model(grey, embedding(rgb), name=f"{embedding.name}_grey")
+
+
 def metric_network(embedding_dim: int, hidden: Sequence[int] = (10, 10, 10)) -> keras.Model:
     """The learned metric of the quadruplet model (Eric's experiments B and C).
 
