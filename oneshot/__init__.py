@@ -8,6 +8,7 @@ Layout (data -> sampling/mining -> networks/losses -> training -> evaluation -> 
 - ``oneshot.losses``      triplet, contrastive and quadruplet losses and loss layers
 - ``oneshot.reducers``    per-tuple losses -> per-sample values (mean, non-zero mean, ...)
 - ``oneshot.networks``    embedding networks and the learned metric network
+- ``oneshot.backbones``   any keras.applications model as the embedding network
 - ``oneshot.models``      siamese / triplet / quadruplet / online model builders
 - ``oneshot.inference``   one scoring interface for every model kind (embed + distance)
 - ``oneshot.evaluation``  N-way K-shot accuracy, Lake's runs, ROC, CMC, retrieval metrics
@@ -25,5 +26,13 @@ __version__ = "0.2.0"
 
 # Register every serializable class (distances, miners, reducers, losses, layers, networks) so
 # that ``keras.saving.load_model`` works after ``import oneshot``.
-from oneshot import distances, losses, miners, models, networks, reducers  # noqa: E402,F401
+from oneshot import (  # noqa: E402,F401
+    backbones,
+    distances,
+    losses,
+    miners,
+    models,
+    networks,
+    reducers,
+)
 from oneshot.saving import load_model  # noqa: E402,F401  (says what a non-model file is)

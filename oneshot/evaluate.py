@@ -5,7 +5,8 @@
 
 Loads the ``.keras`` model, builds a :class:`oneshot.inference.Scorer` from it (its
 "embedding" network and its learned metric or pair head, if any, else the distance the model
-was trained with, recorded in the summary as ``"distance"``), runs the chosen protocols
+was trained with, recorded in the summary as ``"distance"``; a colour network gets the grey
+images with their channel repeated into RGB, recorded as ``"input"``), runs the chosen protocols
 (``nway``, ``lake``, ``verification``, ``cmc``, ``retrieval`` or ``all``; see
 ``oneshot.evaluation.report``) and prints a JSON summary, also written to ``--out``.
 """
@@ -120,6 +121,12 @@ def model_image_size(scorer: Any) -> int | None:
     return shape[1] if len(shape) >= 3 and shape[1] == shape[2] else None
 
 
+def _channels(model: Any) -> int | None:
+    """Channels of the images ``model`` takes (None if it is not an image network)."""
+    shape = getattr(model, "input_shape", None)
+    return shape[-1] if isinstance(shape, tuple) and len(shape) == 4 else None
+
+
 def check_image_size(dataset: str, image_size: int | None, expected: int | None) -> None:
     """Raise a UsageError when the images would not fit the model's input."""
     size = image_size or NATIVE_SIZE[dataset]
@@ -158,6 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from oneshot.distances import distance_name
     from oneshot.evaluation.report import evaluate_scorer
     from oneshot.inference import Scorer
+    from oneshot.networks import grey_to_rgb
 
     model = load_model(args.model)
     try:
@@ -166,6 +174,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         hint = " On the command line: pass --distance NAME." if args.distance is None else ""
         raise UsageError(f"{error}{hint}") from None
     check_image_size(args.dataset, args.image_size, model_image_size(scorer))
+    colour = _channels(scorer.embedding_model) == 3
+    if colour:  # the datasets are grey: the same pictures with the channel repeated
+        scorer.embedding_model = grey_to_rgb(scorer.embedding_model)
     try:
         if args.dataset == "mnist":
             loaded = data.load_mnist(split, data_dir=args.data_dir, image_size=args.image_size)
@@ -189,6 +200,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         alphabets=alphabets, lake_runs=runs, episodes=args.episodes,
         cmc_trials=args.cmc_trials, seed=args.seed,
     )  # fmt: skip
+    if colour:
+        report["input"] = (
+            f"grey {args.dataset} images repeated into the 3 channels of a colour network"
+        )
     if report.get("distance") is not None:  # the Distance object, as a JSON-ready name
         report["distance"] = distance_name(report["distance"])
     return {"model": str(args.model), **report}

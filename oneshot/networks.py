@@ -9,6 +9,8 @@ images (the default), 3 for colour, e.g. ``conv4(input_shape=(64, 64, 3))``.
   Omniglot triplet/quadruplet experiments (see ``docs/reference.md``), exact parameter counts.
 - :func:`koch`: the siamese convnet of Koch et al. (2015).
 - :func:`conv4`: the compact default, fast on a CPU; our recommended network.
+- ``"keras_app"``: any ``keras.applications`` model (MobileNetV3Small, EfficientNetB0,
+  ResNet50, ...) as the backbone, ImageNet weights optional: :mod:`oneshot.backbones`.
 - :func:`metric_network`: the quadruplet model's learned metric, named ``"metric"``.
 
 ``python -m oneshot.networks`` prints the parameter count of each network at its default size.
@@ -28,7 +30,8 @@ METRIC_NAME = "metric"
 _PADDINGS = ("valid", "same")
 
 
-def _check_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
+def check_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
+    """``input_shape`` as a tuple of 3 positive ints (H, W, C), else a ValueError."""
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(
@@ -60,7 +63,7 @@ def _eric(
         kernel_regularizer=regularizers.L2(2e-4),
     )
     dense_kw = dict(kernel_initializer="he_uniform", kernel_regularizer=regularizers.L2(1e-3))
-    inputs = keras.Input(shape=_check_shape(input_shape), name="image")
+    inputs = keras.Input(shape=check_input_shape(input_shape), name="image")
     x = inputs
     for i, (filters, kernel, pool) in enumerate(convs, start=1):
         x = layers.Conv2D(filters, kernel, name=f"conv{i}", **conv_kw)(x)
@@ -143,7 +146,7 @@ def koch(
         A ``keras.Model`` named "embedding".
     """
     conv_kw = dict(activation="relu", kernel_regularizer=regularizers.L2(2e-4))
-    inputs = keras.Input(shape=_check_shape(input_shape), name="image")
+    inputs = keras.Input(shape=check_input_shape(input_shape), name="image")
     x = inputs
     for i, (filters, kernel) in enumerate([(64, 10), (128, 7), (128, 4)], start=1):
         x = layers.Conv2D(filters, kernel, name=f"conv{i}", **conv_kw)(x)
@@ -191,7 +194,7 @@ def conv4(
     >>> net.output_shape
     (None, 32)
     """
-    shape = _check_shape(input_shape)
+    shape = check_input_shape(input_shape)
     if min(shape[:2]) < 16:
         raise ValueError(
             "Invalid value for argument `input_shape`. conv4 pools 4 times, so it needs images "
@@ -210,6 +213,28 @@ def conv4(
     if l2_normalize:
         x = l2_normalize_layer()(x)
     return keras.Model(inputs, x, name=EMBEDDING_NAME)
+
+
+def grey_to_rgb(embedding: keras.Model) -> keras.Model:
+    """``embedding``, a network for colour (H, W, 3) images, taking grey (H, W, 1) ones whose
+    channel it repeats into the three (the layers are shared, not copied).
+
+    For evaluating a colour network on grey data (MNIST, Omniglot): a grey image repeated
+    into RGB is the same picture, so nothing is guessed. ``keras_app`` networks built for
+    grey input do the same inside.
+
+    Returns:
+        A ``keras.Model`` (N, H, W, 1) -> what ``embedding`` returns.
+    """
+    shape = tuple(embedding.input_shape[1:])
+    if len(shape) != 3 or shape[2] != 3:
+        raise ValueError(
+            "Invalid value for argument `embedding`. Expected a network for colour images "
+            f"(input shape (H, W, 3)). Received input shape {shape}."
+        )
+    grey = keras.Input(shape=(*shape[:2], 1), name="grey_image")
+    rgb = layers.Concatenate(axis=-1, name="to_rgb")([grey, grey, grey])
+    return keras.Model(grey, embedding(rgb), name=f"{embedding.name}_grey")
 
 
 def metric_network(embedding_dim: int, hidden: Sequence[int] = (10, 10, 10)) -> keras.Model:
@@ -244,11 +269,20 @@ def metric_network(embedding_dim: int, hidden: Sequence[int] = (10, 10, 10)) -> 
     return keras.Model(inputs, outputs, name=METRIC_NAME)
 
 
+def keras_app(input_shape: Sequence[int], embedding_dim: int, **kwargs) -> keras.Model:
+    """Any ``keras.applications`` model as the embedding network: see
+    :func:`oneshot.backbones.keras_app` (``application="ResNet50"``, ``weights=``, ...)."""
+    from oneshot.backbones import keras_app as build
+
+    return build(input_shape=input_shape, embedding_dim=embedding_dim, **kwargs)
+
+
 NETWORKS: dict[str, Callable[..., keras.Model]] = {
     "eric_mnist": eric_mnist,
     "eric_omniglot": eric_omniglot,
     "koch": koch,
     "conv4": conv4,
+    "keras_app": keras_app,
 }
 
 
@@ -257,9 +291,14 @@ def build_network(
 ) -> keras.Model:
     """Build the embedding network registered as ``name`` (see ``NETWORKS``).
 
+    ``kwargs`` go to the builder: ``width=`` for conv4, ``application=`` and ``weights=`` for
+    "keras_app" (:func:`oneshot.backbones.keras_app`).
+
     Example:
     >>> build_network("conv4", (28, 28, 1), 16, width=16).name
     'embedding'
+    >>> build_network("keras_app", (32, 32, 3), 16, application="ResNet50").output_shape
+    (None, 16)
     """
     if name not in NETWORKS:
         raise ValueError(

@@ -20,19 +20,19 @@ from oneshot.models import DISTANCE_TAG, EmbeddingDistance, build_online
 from oneshot.networks import conv4
 
 
-def save_tiny_model(path, size: int, distance: str | None = "euclidean") -> None:
-    """A model whose nested layer "embedding" maps (size, size, 1) images to 8-D vectors and
-    that records ``distance`` as an online model does (None: a bare model recording none)."""
+def save_tiny_model(path, size: int, distance: str | None = "euclidean", channels: int = 1) -> None:
+    """A model whose nested layer "embedding" maps (size, size, channels) images to 8-D vectors
+    and that records ``distance`` as an online model does (None: a bare model recording none)."""
     embedding = keras.Sequential(
         [
-            keras.Input((size, size, 1)),
+            keras.Input((size, size, channels)),
             keras.layers.AveragePooling2D(size // 7),
             keras.layers.Flatten(),
             keras.layers.Dense(8),
         ],
         name="embedding",
     )
-    inp = keras.Input((size, size, 1))
+    inp = keras.Input((size, size, channels))
     out = embedding(inp)
     if distance is not None:
         out = EmbeddingDistance(distance, name=DISTANCE_TAG)(out)
@@ -103,6 +103,22 @@ def test_omniglot_nway_and_lake(model28, data_dir, capsys):
     assert [t["protocol"]["within_alphabet"] for t in printed["nway"]] == [True, False, False]
     assert len(printed["lake"]["run_errors"]) == 20 and 0 <= printed["lake"]["mean_error"] <= 100
     assert "verification" not in printed
+
+
+def test_colour_model_gets_the_grey_images_repeated_into_rgb(data_dir, tmp_path, capsys):
+    """A network for (28, 28, 3) images is evaluated on grey Omniglot (episodes and Lake's
+    runs) with the channel repeated, and the summary says so."""
+    path = tmp_path / "colour.keras"
+    save_tiny_model(path, 28, channels=3)
+    args = ["--model", str(path), "--data-dir", str(data_dir), "--dataset", "omniglot"]
+    args += ["--image-size", "28", "--episodes", "20", "--protocol", "nway", "lake"]
+    assert main(args) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["input"] == (
+        "grey omniglot images repeated into the 3 channels of a colour network"
+    )
+    assert 0.05 < printed["nway"][0]["accuracy"] <= 1.0
+    assert len(printed["lake"]["run_errors"]) == 20
 
 
 def test_clear_errors(model28, data_dir, tmp_path, capsys):

@@ -13,6 +13,7 @@ from oneshot.networks import (
     conv4,
     eric_mnist,
     eric_omniglot,
+    grey_to_rgb,
     koch,
     metric_network,
 )
@@ -78,7 +79,7 @@ def test_metric_network_outputs_a_distance_in_unit_interval():
 
 
 def test_build_network_registry_and_errors():
-    assert set(NETWORKS) == {"eric_mnist", "eric_omniglot", "koch", "conv4"}
+    assert set(NETWORKS) == {"eric_mnist", "eric_omniglot", "koch", "conv4", "keras_app"}
     net = build_network("conv4", (16, 16, 1), 8, width=8)
     assert net.output_shape == (None, 8)
     with pytest.raises(ValueError, match="Expected one of.*Received: name='resnet'"):
@@ -128,3 +129,15 @@ def test_every_network_takes_colour_images(build, shape):
     # each channel counts: the embedding changes when one channel does
     rgb[..., 2] = 0
     assert not np.allclose(net.predict(rgb, verbose=0), out)
+
+
+def test_grey_to_rgb_repeats_the_channel_into_a_colour_network():
+    net = conv4((16, 16, 3), embedding_dim=4, width=4)
+    grey = np.random.default_rng(0).random((3, 16, 16, 1)).astype("float32")
+    wrapped = grey_to_rgb(net)
+    assert wrapped.input_shape == (None, 16, 16, 1)
+    want = net(np.repeat(grey, 3, axis=-1), training=False)
+    np.testing.assert_allclose(wrapped(grey, training=False), want, atol=1e-6)
+    assert wrapped.get_layer("embedding") is net  # shared, not copied
+    with pytest.raises(ValueError, match=r"colour images.*\(16, 16, 1\)"):
+        grey_to_rgb(conv4((16, 16, 1), embedding_dim=4, width=4))

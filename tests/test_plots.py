@@ -130,3 +130,47 @@ def test_importing_plots_leaves_the_backend_alone():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "svg"
+
+
+def pixel_at_centre(fig, ax) -> np.ndarray:
+    """The RGB colour drawn at the centre of ``ax`` (the figure rendered by Agg)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    buffer = np.asarray(canvas.buffer_rgba())
+    box = ax.get_window_extent()
+    row = buffer.shape[0] - int((box.y0 + box.y1) / 2)
+    return buffer[row, int((box.x0 + box.x1) / 2), :3]
+
+
+def test_colour_images_are_drawn_in_their_colours(tmp_path):
+    """Red, green and blue squares come out red, green and blue (not grey, not swapped);
+    grey images with a channel axis (N, H, W, 1) are drawn dark on white as before."""
+    colours = np.zeros((3, 12, 12, 3), np.uint8)
+    for i in range(3):
+        colours[i, ..., i] = 255
+    fig = plots.plot_images(colours, cols=3, path=tmp_path / "rgb.png")
+    for i, ax in enumerate(fig.axes):
+        np.testing.assert_array_equal(ax.images[0].get_array(), colours[i])
+        drawn = pixel_at_centre(fig, ax)
+        assert drawn[i] > 200 and np.delete(drawn, i).max() < 50, (i, drawn)
+    grey = np.zeros((2, 12, 12, 1), np.uint8)
+    grey[:, 4:8, 4:8] = 255  # a bright stroke in the middle, drawn black
+    fig = plots.plot_images(grey, cols=2)
+    assert fig.axes[0].images[0].get_array().shape == (12, 12)
+    assert pixel_at_centre(fig, fig.axes[0]).max() < 50
+    with pytest.raises(ValueError, match="colour \\(H, W, 3\\)"):
+        plots.plot_images(np.zeros((2, 12, 12, 2), np.uint8))
+
+
+def test_neighbour_strips_and_image_markers_take_colour_images(tmp_path):
+    rgb = np.stack([IMAGES, IMAGES // 2, 255 - IMAGES], axis=-1)  # channels differ
+    path = tmp_path / "nn_rgb.png"
+    nbrs = (rgb[:30] / 255.0).reshape(3, 10, 12, 12, 3)  # floats in [0, 1] as well
+    fig = plots.plot_neighbour_strips(rgb[30:33], nbrs, path=path)
+    check_png(fig, path)
+    np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), rgb[30])
+    np.testing.assert_allclose(fig.axes[1].images[0].get_array(), nbrs[0, 0])
+    path = tmp_path / "markers_rgb.png"
+    check_png(plots.plot_embedding_2d(EMB, LABELS, images=rgb, max_points=10, path=path), path)

@@ -384,3 +384,34 @@ def test_augment_flag_changes_images_deterministically(mnist):
     aug2, _ = next(iter(pk_dataset(images, labels, 2, 2, seed=0, augment=True)))
     np.testing.assert_array_equal(aug1.numpy(), aug2.numpy())
     assert not np.allclose(plain.numpy(), aug1.numpy())
+
+
+def test_pk_batches_of_colour_images_are_the_real_pixels(mnist):
+    """uint8 (N, H, W, 3) images with differing channels: each batch image is its dataset
+    image / 255, channels in order (none dropped, swapped or averaged)."""
+    images, labels = mnist
+    rgb = np.stack([images[:500], images[:500] // 2, 255 - images[:500]], axis=-1)
+    x, y = next(iter(pk_dataset(rgb, labels[:500], 3, 2, seed=1)))
+    idx = sample_pk_indices(ClassIndex(labels[:500]), 3, 2, np.random.default_rng(1))
+    assert x.shape == (6, 28, 28, 3) and x.dtype == tf.float32
+    np.testing.assert_allclose(x.numpy(), rgb[idx] / 255.0, atol=1e-6)
+    np.testing.assert_array_equal(y.numpy(), labels[:500][idx])
+
+
+def test_augmentation_warps_the_three_channels_alike(mnist):
+    """One warp per image, the same for each channel: a tinted image warped is the warped grey
+    image tinted; through pk_dataset the channel ratios survive augmentation."""
+    images, labels = mnist
+    grey = tf.constant(images[:4, ..., None] / 255.0, tf.float32)
+    tint = tf.constant([1.0, 0.5, 0.25])
+    seed = tf.constant([3, 4])
+    warped = random_affine(grey * tint, seed).numpy()
+    np.testing.assert_allclose(warped, random_affine(grey, seed).numpy() * tint, atol=1e-6)
+    assert not np.allclose(warped, (grey * tint).numpy())
+    rgb = np.stack([images[:500], images[:500] // 2, images[:500] // 4], axis=-1)
+    x, _ = next(iter(pk_dataset(rgb, labels[:500], 3, 2, seed=0, augment=True)))
+    plain, _ = next(iter(pk_dataset(rgb, labels[:500], 3, 2, seed=0)))
+    x = x.numpy()
+    assert x.shape == (6, 28, 28, 3) and not np.allclose(x, plain.numpy())
+    np.testing.assert_allclose(x[..., 1], x[..., 0] / 2, atol=2.5 / 255)
+    np.testing.assert_allclose(x[..., 2], x[..., 0] / 4, atol=2.5 / 255)

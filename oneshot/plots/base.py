@@ -1,10 +1,13 @@
-"""What every figure shares: tight layout, optional PNG file, and no pyplot state left."""
+"""What every figure shares: tight layout, optional PNG file, no pyplot state left, and one
+way to draw an image (grey or colour)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
 
 
@@ -21,3 +24,23 @@ def finish(fig: Figure, path: str | Path | None) -> Figure:
         fig.savefig(path, dpi=100)
     plt.close(fig)
     return fig
+
+
+def image_style(image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """One image as matplotlib draws it, and the ``imshow`` keywords for it.
+
+    Grey images, (H, W) or (H, W, 1), are drawn dark on white (``cmap="gray_r"``: our strokes
+    are bright). Colour images (H, W, 3), uint8 or floats in [0, 1], are drawn in their own
+    colours, as they are.
+    """
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim == 3 and image.shape[-1] == 3:
+        return image, {}
+    if image.ndim != 2:
+        raise ValueError(
+            "Invalid value for argument `images`. Expected grey (H, W) or (H, W, 1), or "
+            f"colour (H, W, 3) images. Received an image of shape {image.shape}."
+        )
+    return image, {"cmap": "gray_r"}

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from oneshot.plots.base import finish
+from oneshot.plots.base import finish, image_style
 
 PROJECTIONS = ("pca", "tsne")
 
@@ -50,7 +50,8 @@ def plot_embedding_2d(
         embeddings: (N, D) embeddings.
         labels: (N,) classes (colours).
         method: "pca" or "tsne". Defaults to "pca".
-        images: optional (N, H, W) images drawn as markers instead of dots. Defaults to None.
+        images: optional (N, H, W) grey or (N, H, W, 3) colour images drawn as markers instead
+            of dots. Defaults to None.
         max_points: random subsample size (t-SNE is slow). Defaults to 2000.
         title: figure title. Defaults to the method name.
         path: PNG file to write. Defaults to None.
@@ -82,8 +83,9 @@ def plot_embedding_2d(
         ax.scatter(xy[:, 0], xy[:, 1], s=0)
         zoom = 0.6 * 28 / max(np.asarray(images).shape[1], 1)
         for (x, y), image in zip(xy, np.asarray(images)[keep], strict=True):
+            image, style = image_style(image)
             ax.add_artist(
-                AnnotationBbox(OffsetImage(image, cmap="gray_r", zoom=zoom), (x, y), frameon=False)
+                AnnotationBbox(OffsetImage(image, zoom=zoom, **style), (x, y), frameon=False)
             )
     ax.set_title(title or f"Embeddings ({method.upper() if method == 'pca' else 't-SNE'})")
     ax.set_xticks([])

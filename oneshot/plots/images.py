@@ -7,9 +7,15 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from oneshot.plots.base import finish
+from oneshot.plots.base import finish, image_style
+
+
+def _draw(ax: Axes, image: np.ndarray) -> None:
+    image, style = image_style(image)
+    ax.imshow(image, **style)
 
 
 def plot_images(
@@ -19,14 +25,18 @@ def plot_images(
     size: float = 1.1,
     path: str | Path | None = None,
 ) -> Figure:
-    """A grid of images (strokes bright, drawn dark on white) with optional titles."""
+    """A grid of images with optional titles.
+
+    Grey images (N, H, W) or (N, H, W, 1) (strokes bright) are drawn dark on white; colour
+    images (N, H, W, 3), uint8 or floats in [0, 1], in their own colours.
+    """
     images = np.asarray(images)
     rows = -(-len(images) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * 1.15 * rows), squeeze=False)
     for i, ax in enumerate(axes.ravel()):
         ax.axis("off")
         if i < len(images):
-            ax.imshow(images[i], cmap="gray_r")
+            _draw(ax, images[i])
             if titles is not None:
                 ax.set_title(str(titles[i]), fontsize=7)
     return finish(fig, path)
@@ -43,8 +53,8 @@ def plot_neighbour_strips(
     """Rows of a query followed by its nearest neighbours (e.g. the top 10).
 
     Args:
-        query_images: (Q, H, W) queries.
-        neighbour_images: (Q, T, H, W) neighbours, nearest first.
+        query_images: (Q, H, W) grey or (Q, H, W, 3) colour queries (see :func:`plot_images`).
+        neighbour_images: (Q, T, H, W) or (Q, T, H, W, 3) neighbours, nearest first.
         correct: optional (Q, T) booleans: same class as the query (green / red frame).
         distances: optional (Q, T) distances written under each neighbour.
         path: PNG file to write. Defaults to None.
@@ -55,11 +65,11 @@ def plot_neighbour_strips(
     q, t = neighbour_images.shape[:2]
     fig, axes = plt.subplots(q, t + 1, figsize=(1.1 * (t + 1), 1.25 * q), squeeze=False)
     for row in range(q):
-        axes[row, 0].imshow(query_images[row], cmap="gray_r")
+        _draw(axes[row, 0], query_images[row])
         axes[row, 0].set_title("query", fontsize=7)
         for col in range(t):
             ax = axes[row, col + 1]
-            ax.imshow(neighbour_images[row, col], cmap="gray_r")
+            _draw(ax, neighbour_images[row, col])
             if correct is not None:
                 for spine in ax.spines.values():
                     spine.set_edgecolor("tab:green" if correct[row, col] else "tab:red")
