@@ -86,6 +86,7 @@ def test_flat_folder_round_trips_png_pixels_and_keeps_class_names(digits, tmp_pa
     np.testing.assert_array_equal(data.images, images[order])
     names = [data.class_names[y] for y in data.labels]
     assert names == [DIGIT_NAMES[y] for y in labels[order]]
+    assert list(data.label_names) == names  # each image's class name, as the index takes it
 
 
 def test_grouped_folder_is_detected_and_gives_groups_like_omniglot(drawings, tmp_path):

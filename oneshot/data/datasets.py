@@ -70,6 +70,14 @@ class LabelledImages:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def label_names(self) -> np.ndarray:
+        """The class name of each image (N,): ``class_names[labels]``, or the labels themselves
+        when the classes have no names."""
+        if self.class_names is None:
+            return np.asarray(self.labels)
+        return np.asarray(self.class_names)[self.labels]
+
 
 @dataclass
 class OmniglotSet(LabelledImages):
