@@ -259,6 +259,8 @@ def build_folder_experiment(args: argparse.Namespace):
     """Read ``--images``, hold out its validation classes and fit the recommended recipe to
     the rest: ``(experiment, (train, held_out))``, or a UsageError/DataError naming what is
     wrong (nothing is written)."""
+    import numpy as np
+
     from oneshot.data import load_image_folder
     from oneshot.data.fingerprint import fingerprint
     from oneshot.data.splits import class_names, hold_out_classes
@@ -283,18 +285,21 @@ def build_folder_experiment(args: argparse.Namespace):
     spec = default_validation_classes(total) if spec is None else class_spec(spec)
     try:
         train, held = hold_out_classes(data, spec)
-        run = recommended_run(
-            train, folder=str(args.images.resolve()), folder_checksum=fingerprint(data),
-            image_size=height, channels=3 if data.images.ndim == 4 else 1,
-            validation_classes=spec,
-            **{k: v for k, v in (("steps", args.steps), ("learning_rate", args.learning_rate))
-               if v is not None},
-        )  # fmt: skip
     except ValueError as err:
         raise UsageError(
             f"--images {args.images} has {total} classes: --validation-classes {spec!r} cannot "
             f"be held out: {err}"
         ) from None
+    overrides = {"steps": args.steps, "learning_rate": args.learning_rate}
+    try:
+        run = recommended_run(
+            np.bincount(train.labels), image_size=height, validation_classes=spec,
+            channels=3 if data.images.ndim == 4 else 1, dataset="folder",
+            folder=str(args.images.resolve()), folder_checksum=fingerprint(data),
+            **{k: v for k, v in overrides.items() if v is not None},
+        )  # fmt: skip
+    except ValueError as err:
+        raise UsageError(f"--images {args.images}: {err}") from None
     return folder_experiment(run, args.episodes), (train, held)
 
 
