@@ -21,9 +21,14 @@ import dataclasses
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from oneshot.cli import UsageError, add_debug_flag, run_command, use_headless_backend
 from oneshot.experiments import EXPERIMENTS, Experiment, describe_experiments, get_experiment
+
+if TYPE_CHECKING:
+    from oneshot.data import LabelledImages
+    from oneshot.data.splits import ClassSpec
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--image-size",
         type=int,
         default=None,
+        metavar="S",
         help="--images: resize every image to SxS (default: their own size, square and equal)",
     )
     parser.add_argument(
@@ -234,7 +240,7 @@ def check_folder_args(args: argparse.Namespace) -> None:
         class_spec(args.validation_classes)
 
 
-def class_spec(text: str):
+def class_spec(text: str) -> ClassSpec:
     """``--validation-classes``: a count (``5``), a fraction (``0.2``) or class names
     (``cat,dog``); a UsageError for a number that is neither."""
     from oneshot.data.splits import check_class_spec
@@ -255,7 +261,9 @@ def class_spec(text: str):
         ) from None
 
 
-def build_folder_experiment(args: argparse.Namespace):
+def build_folder_experiment(
+    args: argparse.Namespace,
+) -> tuple[Experiment, tuple[LabelledImages, LabelledImages]]:
     """Read ``--images``, hold out its validation classes and fit the recommended recipe to
     the rest: ``(experiment, (train, held_out))``, or a UsageError/DataError naming what is
     wrong (nothing is written)."""
@@ -286,9 +294,10 @@ def build_folder_experiment(args: argparse.Namespace):
     try:
         train, held = hold_out_classes(data, spec)
     except ValueError as err:
+        default = " (the default)" if args.validation_classes is None else ""
         raise UsageError(
-            f"--images {args.images} has {total} classes: --validation-classes {spec!r} cannot "
-            f"be held out: {err}"
+            f"--images {args.images} has {total} classes: --validation-classes {spec!r}{default} "
+            f"cannot be held out: {err}"
         ) from None
     overrides = {"steps": args.steps, "learning_rate": args.learning_rate}
     try:

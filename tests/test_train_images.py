@@ -114,7 +114,7 @@ def _not_square(root: Path, data_dir: Path) -> Path:
     [
         (None, [], "--images {folder} does not exist"),
         (_one_class, [], "holds one class ('digit0')"),
-        (_three_classes, [], "--validation-classes 1 cannot be held out"),
+        (_three_classes, [], "--validation-classes 1 (the default) cannot be held out"),
         (_three_classes, ["--validation-classes", "2"], "leave at least 2 of the 3 classes"),
         (_three_classes, ["--validation-classes", "digit0,digit9"], "unknown class(es) ['digit9']"),
         (_three_classes, ["--validation-classes", "-1"], "--validation-classes must be a count"),

@@ -63,19 +63,22 @@ class StepLogger(keras.callbacks.Callback):
 
 
 class EpisodeMonitor(keras.callbacks.Callback):
-    """Logs ``monitor_20way``: N-way 1-shot within-alphabet accuracy on held-out images after
-    every epoch (log chunk), so history.csv shows accuracy against training time.
+    """Logs ``monitor_<N>way`` (:attr:`key`): N-way 1-shot accuracy (within alphabet when
+    ``alphabets`` are given) on held-out images after every epoch (log chunk), so history.csv
+    shows accuracy against training time.
 
-    The monitor set is small (a few drawers per class) and the episodes are fixed by ``seed``,
-    so successive values are comparable. Its own cumulative time goes to ``monitor_seconds``,
-    which :class:`StepLogger` (placed after this callback) leaves out of ``seconds``. It only
-    reports: nothing is selected or stopped on it. Pairs are scored as after training
+    The monitor set is small (a few drawers or images per class, :func:`monitor_indices`) and
+    the episodes are fixed by ``seed``, so successive values are comparable. Its own cumulative
+    time goes to ``monitor_seconds``, which :class:`StepLogger` (placed after this callback)
+    leaves out of ``seconds``. It only reports; a run with ``keep_best`` keeps the best chunk by
+    it (:class:`oneshot.training.best.KeepBest`). Pairs are scored as after training
     (``Scorer.from_model``): by the model's learned metric or head, else by the distance it
     trains with (or ``distance``); the attribute ``distance_used`` holds the one the last
     measurement used (None for a learned metric or head).
 
     Args:
-        images, labels, alphabets: the monitor set (held-out classes).
+        images, labels, alphabets: the monitor set (held-out classes); ``alphabets`` None for
+            episodes across all classes.
         episodes: episodes per measurement.
         n_way: classes per episode. Defaults to 20.
         shifts: test-time shift averaging, as in :class:`oneshot.inference.Scorer`. Defaults to 0.
