@@ -1,12 +1,17 @@
-"""Command line: train a named experiment and write its run folder.
+"""Command line: train a named experiment, or the recommended recipe on your images, and write
+its run folder.
 
     python -m oneshot.train --experiment mnist-triplet [--out DIR] [--data-dir D] [--steps N]
         [--seed S] [--paper] [--resume] [--strategy none|mirrored|multiworker] [--debug]
+    python -m oneshot.train --images DIR [--out OUT] [--image-size S] [--channels 1|3]
+        [--validation-classes 5|0.2|cat,dog] [--steps N] [--resume] ...
 
 Each run of the experiment gets ``OUT/<run>/`` with ``config.json``, ``history.csv``,
 ``model.keras``, ``metrics.json`` and PNG plots; ``OUT/experiment.json`` records the command.
-Every argument is checked before any work; user and data errors are printed as one message
-(exit status 2), with the traceback only under ``--debug``.
+``--images`` trains ``oneshot.experiments.your_data.recommended_run`` on a folder of class
+sub-folders, validated on classes it holds out (there is no test split). Every argument is
+checked before any work; user and data errors are printed as one message (exit status 2),
+with the traceback only under ``--debug``.
 """
 
 from __future__ import annotations
@@ -16,9 +21,14 @@ import dataclasses
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from oneshot.cli import UsageError, add_debug_flag, run_command, use_headless_backend
 from oneshot.experiments import EXPERIMENTS, Experiment, describe_experiments, get_experiment
+
+if TYPE_CHECKING:
+    from oneshot.data import LabelledImages
+    from oneshot.data.splits import ClassSpec
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,15 +38,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog="Experiments:\n" + describe_experiments(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--experiment",
-        required=True,
         choices=tuple(EXPERIMENTS),
         metavar="NAME",
         help="which experiment to run (listed below)",
     )
+    source.add_argument(
+        "--images",
+        type=Path,
+        metavar="DIR",
+        help="train the recommended recipe on your images: a folder with one sub-folder of "
+        "images per class (or <group>/<class>/<image>); some classes are held out to validate",
+    )
     parser.add_argument(
-        "--out", type=Path, default=None, help="output folder (default: runs/<experiment>)"
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: runs/<experiment>, or runs/<folder name> with --images)",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        metavar="S",
+        help="--images: resize every image to SxS (default: their own size, square and equal)",
+    )
+    parser.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        default=None,
+        help="--images: 1 grey, 3 colour (default: as the files are)",
+    )
+    parser.add_argument(
+        "--validation-classes",
+        default=None,
+        metavar="SPEC",
+        help="--images: classes held out to validate: a count (5), a fraction (0.2) or "
+        "comma-separated class names (cat,dog) (default: a fifth, at least 5 up to half)",
     )
     parser.add_argument(
         "--data-dir",
@@ -133,9 +174,20 @@ def use_threads(threads: int) -> None:
             ) from None
 
 
-def check_args(args: argparse.Namespace) -> Experiment:
-    """Every argument checked before any work: the experiment the command asks for, or a
-    UsageError naming the argument, what was expected and what arrived."""
+def output_folder(args: argparse.Namespace) -> Path:
+    """``--out``, or its default: ``runs/<experiment>`` or ``runs/<images folder name>``."""
+    if args.out is not None:
+        return args.out
+    return Path("runs") / (args.experiment or args.images.resolve().name)
+
+
+FOLDER_FLAGS = ("image_size", "channels", "validation_classes")
+
+
+def check_args(args: argparse.Namespace) -> Experiment | None:
+    """Every argument checked before any work: the experiment the command asks for (None for
+    ``--images``, built once its folder is read), or a UsageError naming the argument, what was
+    expected and what arrived."""
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be >= 1. Received: {args.threads}")
     if args.steps is not None and args.steps < 1:
@@ -151,13 +203,113 @@ def check_args(args: argparse.Namespace) -> Experiment:
             f"--data-dir {args.data_dir} is not a folder. Pass a folder laid out like "
             "mnist/mnist.npz, omniglot/*.zip (check it with python -m oneshot.data --check)."
         )
-    out = args.out or Path("runs") / args.experiment
+    out = output_folder(args)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file. Pass a folder.")
+    if args.images is not None:
+        check_folder_args(args)
+        return None
+    for name in FOLDER_FLAGS:
+        if getattr(args, name) is not None:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} applies to --images only. Received it with --experiment.")
     try:
         return build_experiment(args)
     except ValueError as err:
         raise UsageError(str(err)) from None
+
+
+def check_folder_args(args: argparse.Namespace) -> None:
+    """The arguments of ``--images``, checked before its folder is read."""
+    from oneshot.experiments.your_data import MIN_IMAGE_SIZE
+
+    if not args.images.is_dir():
+        what = "does not exist" if not args.images.exists() else "is a file"
+        raise UsageError(
+            f"--images {args.images} {what}. Pass a folder with one sub-folder of images per class."
+        )
+    for flag, value in (("--paper", args.paper), ("--runs", args.runs)):
+        if value:
+            raise UsageError(f"{flag} applies to --experiment only. Received it with --images.")
+    if args.image_size is not None and args.image_size < MIN_IMAGE_SIZE:
+        raise UsageError(
+            f"--image-size must be >= {MIN_IMAGE_SIZE} (the network halves the image four "
+            f"times). Received: {args.image_size}"
+        )
+    if args.validation_classes is not None:
+        class_spec(args.validation_classes)
+
+
+def class_spec(text: str) -> ClassSpec:
+    """``--validation-classes``: a count (``5``), a fraction (``0.2``) or class names
+    (``cat,dog``); a UsageError for a number that is neither."""
+    from oneshot.data.splits import check_class_spec
+
+    if "," in text:
+        return tuple(name.strip() for name in text.split(",") if name.strip())
+    try:
+        number = float(text)
+    except ValueError:
+        return (text,)
+    value = int(number) if number.is_integer() and number >= 1 else number
+    try:
+        return check_class_spec(value)
+    except ValueError:
+        raise UsageError(
+            "--validation-classes must be a count of classes (>= 1), a fraction (0 < f < 1) or "
+            f"comma-separated class names. Received: {text}"
+        ) from None
+
+
+def build_folder_experiment(
+    args: argparse.Namespace,
+) -> tuple[Experiment, tuple[LabelledImages, LabelledImages]]:
+    """Read ``--images``, hold out its validation classes and fit the recommended recipe to
+    the rest: ``(experiment, (train, held_out))``, or a UsageError/DataError naming what is
+    wrong (nothing is written)."""
+    import numpy as np
+
+    from oneshot.data import load_image_folder
+    from oneshot.data.fingerprint import fingerprint
+    from oneshot.data.splits import class_names, hold_out_classes
+    from oneshot.experiments.your_data import (
+        MIN_IMAGE_SIZE,
+        default_validation_classes,
+        folder_experiment,
+        recommended_run,
+    )
+
+    data = load_image_folder(args.images, image_size=args.image_size, channels=args.channels)
+    height, width = data.images.shape[1:3]
+    if height != width or height < MIN_IMAGE_SIZE:
+        side = max(height, width, MIN_IMAGE_SIZE)
+        raise UsageError(
+            f"--images {args.images}: the images are {width}x{height}; the network takes square "
+            f"images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}. Pass --image-size, e.g. "
+            f"--image-size {side}, to resize them."
+        )
+    total = len(class_names(data))
+    spec = args.validation_classes
+    spec = default_validation_classes(total) if spec is None else class_spec(spec)
+    try:
+        train, held = hold_out_classes(data, spec)
+    except ValueError as err:
+        default = " (the default)" if args.validation_classes is None else ""
+        raise UsageError(
+            f"--images {args.images} has {total} classes: --validation-classes {spec!r}{default} "
+            f"cannot be held out: {err}"
+        ) from None
+    overrides = {"steps": args.steps, "learning_rate": args.learning_rate}
+    try:
+        run = recommended_run(
+            np.bincount(train.labels), image_size=height, validation_classes=spec,
+            channels=3 if data.images.ndim == 4 else 1, dataset="folder",
+            folder=str(args.images.resolve()), folder_checksum=fingerprint(data),
+            **{k: v for k, v in overrides.items() if v is not None},
+        )  # fmt: skip
+    except ValueError as err:
+        raise UsageError(f"--images {args.images}: {err}") from None
+    return folder_experiment(run, args.episodes), (train, held)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.debug:
             raise
-        out = args.out or Path("runs") / args.experiment
+        out = output_folder(args)
         print(
             f"\ninterrupted: the last completed chunk is kept; continue with the same command "
             f"and --resume (run folder {out}).",
@@ -190,7 +342,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
     experiment = check_args(args)
-    out = args.out or Path("runs") / args.experiment
+    out = output_folder(args)
+    data = None
+    if experiment is None:
+        experiment, data = build_folder_experiment(args)
 
     from oneshot.training.runner import run_experiment  # heavy imports
 
@@ -205,6 +360,7 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
         strategy=args.strategy,
         evaluate=not args.no_eval,
         command=command,
+        data=data,
     )
     for name, entry in summary["runs"].items():
         if name in {r.name for r in experiment.runs}:
@@ -216,8 +372,29 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
         from oneshot.runs import metrics_table
 
         print(metrics_table([out / r.name for r in experiment.runs], percent=True))
+        print_held_out(summary, experiment)
     print(f"run folder: {out}\nsummary: {out / 'summary.json'}")
     return 0
+
+
+def print_held_out(summary: dict, experiment: Experiment) -> None:
+    """The held-out comparison of each run that holds out classes, its warning on stderr, and
+    for a folder the reminder that there is no test split."""
+    from oneshot.training.baselines import comparison_line
+
+    for config in experiment.runs:
+        report = summary["runs"].get(config.name, {}).get("metrics", {}).get("heldout")
+        if report is None:
+            continue
+        print(f"{config.name}: {comparison_line(report)}")
+        if report["warning"]:
+            print(f"warning: {config.name}: {report['warning']}", file=sys.stderr)
+        if config.dataset == "folder":
+            print(
+                "note: a folder has no separate test split: these numbers are on its "
+                f"{report['protocol']['classes']} held-out classes, which also chose the kept "
+                "checkpoint, so they are optimistic; test on images of new classes to be sure."
+            )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Data: real datasets (MNIST, Omniglot, Lake's one-shot runs), your own images (a folder of
-class folders, or arrays) and tf.data samplers."""
+class folders, or arrays), validation splits by class and tf.data samplers."""
 
 from oneshot.data.arrays import from_arrays
 from oneshot.data.datasets import (
@@ -18,6 +18,7 @@ from oneshot.data.folders import load_image_folder
 from oneshot.data.labels import encode_labels
 from oneshot.data.preprocess import to_grayscale, to_model_input
 from oneshot.data.sources import DataError
+from oneshot.data.splits import hold_out_classes
 
 __all__ = [
     "DATASETS",
@@ -28,6 +29,7 @@ __all__ = [
     "OmniglotSet",
     "encode_labels",
     "from_arrays",
+    "hold_out_classes",
     "load_dataset",
     "load_image_folder",
     "load_lake_runs",

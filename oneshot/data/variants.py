@@ -13,19 +13,16 @@ from __future__ import annotations
 import numpy as np
 
 from oneshot.data.datasets import OmniglotSet
+from oneshot.data.splits import VALIDATION_SEED, subset_classes
 
 __all__ = ["VALIDATION_SEED", "hold_out_alphabets", "with_rotated_classes", "subset_alphabets"]
-
-# The draw of held-out alphabets that tuning runs train without and ``oneshot.evaluate
-# --validation-alphabets`` evaluates on: one value, so both always mean the same alphabets.
-VALIDATION_SEED = 0
 
 
 def subset_alphabets(data: OmniglotSet, keep: np.ndarray) -> OmniglotSet:
     """The images of the alphabets ``keep`` (indices into ``alphabet_names``), relabelled 0..C-1.
 
     Labels and alphabet ids are renumbered in their original order, so the subset is an
-    ordinary ``OmniglotSet``.
+    ordinary ``OmniglotSet`` (:func:`oneshot.data.splits.subset_classes` of their classes).
     """
     keep = np.unique(np.asarray(keep, dtype=np.int64))
     if keep.size == 0 or keep.min() < 0 or keep.max() >= len(data.alphabet_names):
@@ -33,20 +30,7 @@ def subset_alphabets(data: OmniglotSet, keep: np.ndarray) -> OmniglotSet:
             f"Invalid value for argument `keep`. Expected alphabet indices in "
             f"[0, {len(data.alphabet_names)}). Received: keep={keep.tolist()!r}"
         )
-    mask = np.isin(data.alphabets, keep)
-    old_labels = np.unique(data.labels[mask])
-    label_map = np.full(len(data.character_names), -1, np.int32)
-    label_map[old_labels] = np.arange(len(old_labels), dtype=np.int32)
-    alphabet_map = np.full(len(data.alphabet_names), -1, np.int32)
-    alphabet_map[keep] = np.arange(len(keep), dtype=np.int32)
-    return OmniglotSet(
-        images=data.images[mask],
-        labels=label_map[data.labels[mask]],
-        alphabets=alphabet_map[data.alphabets[mask]],
-        alphabet_names=[data.alphabet_names[i] for i in keep],
-        character_names=[data.character_names[i] for i in old_labels],
-        drawers=data.drawers[mask],
-    )
+    return subset_classes(data, np.unique(data.labels[np.isin(data.alphabets, keep)]))
 
 
 def hold_out_alphabets(

@@ -30,6 +30,7 @@ from oneshot.experiments.reproduction import (
     mnist_triplet_vs_quadruplet,
     omniglot_triplet_vs_quadruplet,
 )
+from oneshot.experiments.your_data import mnist_heldout
 from oneshot.training.configs import (
     CONFIG_TYPES,
     MODEL_KINDS,
@@ -67,6 +68,7 @@ EXPERIMENTS: dict[str, Callable[[bool], Experiment]] = {
     "omniglot-best": omniglot_best,
     "omniglot-best-quadruplet": omniglot_best_quadruplet,
     "mnist-best": mnist_best,
+    "mnist-heldout": mnist_heldout,
     "omniglot-losses-tuning": omniglot_losses_tuning,
     "omniglot-losses": omniglot_losses,
 }

@@ -18,7 +18,7 @@ import numpy as np
 from oneshot.data import load_lake_runs, load_mnist
 from oneshot.data.datasets import LabelledImages
 from oneshot.evaluation.episodes import nway_accuracy
-from oneshot.evaluation.report import evaluate_scorer
+from oneshot.evaluation.report import PROTOCOLS, evaluate_scorer
 from oneshot.evaluation.verification import sample_balanced_pairs
 from oneshot.experiments import EvalConfig, RunConfig
 from oneshot.inference import Scorer
@@ -29,16 +29,39 @@ from oneshot.plots import (
     plot_loss_curves,
     plot_roc_curves,
 )
-from oneshot.runs import METRICS_FILE, read_history
+from oneshot.runs import HISTORY_FILE, METRICS_FILE, read_history
+from oneshot.training.baselines import compare_on_held_out, pixel_scorer
+from oneshot.training.best import BEST_STEP
+from oneshot.training.callbacks import episode_task
 from oneshot.training.setup import TEST_SPLIT
 
 EMBEDDING_CLASSES = 10  # classes shown in the embedding plots
 
 
-def _nway_tasks(config: RunConfig, evaluation: EvalConfig) -> list[tuple[int, int, bool]]:
-    if config.dataset == "mnist":
-        return [(n, 1, False) for n in evaluation.ways]
-    return [(n, 1, within) for n in evaluation.ways for within in (True, False)]
+def _nway_tasks(
+    config: RunConfig, evaluation: EvalConfig, test: LabelledImages
+) -> list[tuple[int, int, bool]]:
+    """(n_way, k_shot, within_alphabet) tasks: the evaluation's ways, within and across
+    alphabets when there are alphabets; on held-out classes, N at most their number and within
+    groups only where a group is large enough (:func:`episode_task`)."""
+    groups = getattr(test, "alphabets", None)
+    withins = (False,) if groups is None else (True, False)
+    if not config.held_out:
+        return [(n, 1, within) for n in evaluation.ways for within in withins]
+    tasks = []
+    for n in evaluation.ways:
+        n_way, can_within = episode_task(test.labels, groups, max_way=n)
+        tasks += [(n_way, 1, within) for within in withins if can_within or not within]
+    return list(dict.fromkeys(tasks))
+
+
+def split_name(config: RunConfig) -> str:
+    """What the run is evaluated on: the test split, or the classes it held out."""
+    if config.validation_alphabets:
+        return "validation alphabets"
+    if config.validation_classes is not None:
+        return "held-out classes"
+    return TEST_SPLIT[config.dataset]
 
 
 def _strip_curves(report: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -59,7 +82,8 @@ def _strip_curves(report: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
 def _embedding_subset(test: LabelledImages, seed: int) -> np.ndarray:
     """Indices of every image of ``EMBEDDING_CLASSES`` classes (at most 100 images each)."""
     rng = np.random.default_rng(seed)
-    classes = rng.choice(np.unique(test.labels), size=EMBEDDING_CLASSES, replace=False)
+    present = np.unique(test.labels)
+    classes = rng.choice(present, size=min(EMBEDDING_CLASSES, len(present)), replace=False)
     chosen = [rng.permutation(np.flatnonzero(test.labels == c))[:100] for c in np.sort(classes)]
     return np.concatenate(chosen)
 
@@ -72,28 +96,35 @@ def assess_run(
     run_dir: Path,
     data_dir: str | Path | None = None,
     seed: int = 0,
+    untrained: keras.Model | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``model`` on ``test`` with the experiment's protocols; write metrics and plots."""
+    """Evaluate ``model`` on ``test`` with the experiment's protocols; write metrics and plots.
+
+    A run that holds out classes also compares the model with ``untrained`` (the run's network
+    before training) and raw pixels on the same episodes of those classes (``heldout`` in
+    ``metrics.json``: :mod:`oneshot.training.baselines`), with the step of the kept checkpoint.
+    """
     run_dir = Path(run_dir)
     scorer = Scorer.from_model(model, distance=config.eval_distance, shifts=config.test_shifts)
     start = time.perf_counter()
     embeddings = scorer.embed(test.images)
     embed_seconds = time.perf_counter() - start
     lake = None
-    held_out = config.dataset == "omniglot" and not config.validation_alphabets
-    if held_out and evaluation.lake_runs:
+    test_split = config.dataset == "omniglot" and not config.held_out
+    if test_split and evaluation.lake_runs:
         lake = load_lake_runs(image_size=config.image_size, data_dir=data_dir)
-    split = "validation alphabets" if config.validation_alphabets else TEST_SPLIT[config.dataset]
+    split = split_name(config)
     report = evaluate_scorer(
         scorer,
         test.images,
         test.labels,
-        config.dataset,
+        "mnist" if config.dataset == "folder" else config.dataset,  # the defaults: all given
         split,
+        protocols=[p for p in PROTOCOLS if p != "lake" or config.dataset == "omniglot"],
         alphabets=getattr(test, "alphabets", None),
         lake_runs=lake,
         episodes=evaluation.episodes,
-        nway_tasks=_nway_tasks(config, evaluation),
+        nway_tasks=_nway_tasks(config, evaluation, test),
         cmc_classes=evaluation.cmc_classes,
         pairs_per_kind=evaluation.verification_pairs // 2,
         first_n=evaluation.first_n_images,
@@ -102,14 +133,46 @@ def assess_run(
         include_curves=True,
         embed_seconds=embed_seconds,
     )
-    if held_out and evaluation.mnist_transfer:
+    report["dataset"] = config.dataset
+    if test_split and evaluation.mnist_transfer:
         report["mnist_transfer"] = mnist_transfer(
             scorer, config.image_size, evaluation, data_dir, seed
+        )
+    if config.held_out:
+        report["heldout"] = held_out_report(
+            scorer, embeddings, untrained, config, test, evaluation.episodes, run_dir, seed
         )
     report["test_shifts"] = config.test_shifts
     report, curves = _strip_curves(report)
     (run_dir / METRICS_FILE).write_text(json.dumps(report, indent=2))
     _draw(run_dir, config, scorer, embeddings, test, curves, seed)
+    return report
+
+
+def held_out_report(
+    scorer: Scorer,
+    embeddings: np.ndarray,
+    untrained: keras.Model | None,
+    config: RunConfig,
+    test: LabelledImages,
+    episodes: int,
+    run_dir: Path,
+    seed: int,
+) -> dict[str, Any]:
+    """The model against the untrained network and raw pixels on the same held-out episodes
+    (:func:`oneshot.training.baselines.compare_on_held_out`), and the kept checkpoint's step."""
+    scorers = {"model": scorer, "pixels": pixel_scorer(config.input_shape)}
+    if untrained is not None:
+        scorers["untrained"] = Scorer.from_model(
+            untrained, distance=config.eval_distance, shifts=config.test_shifts
+        )
+    report = compare_on_held_out(
+        scorers, test, episodes, seed, split_name(config), embeddings={"model": embeddings}
+    )
+    history = read_history(run_dir) if (run_dir / HISTORY_FILE).exists() else None
+    if history is not None and BEST_STEP in history:
+        report["best_step"] = int(history[BEST_STEP][-1])
+        report["steps_trained"] = int(history["step"][-1])
     return report
 
 

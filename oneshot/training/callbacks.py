@@ -14,11 +14,15 @@ import keras
 import numpy as np
 
 from oneshot.cli import UsageError
+from oneshot.data.datasets import LabelledImages
 
 if TYPE_CHECKING:
     from oneshot.distances import Distance
 
 BACKUP_DIR = "backup"
+BEST_WEIGHTS = "best.weights.h5"  # in BACKUP_DIR: the best chunk's weights (oneshot.training.best)
+MONITOR_WAYS = 20  # N of the monitor's N-way episodes (fewer when the held-out set is smaller)
+MONITOR_IMAGES_PER_CLASS = 100  # images per class of a monitor set without drawers
 
 
 class TrainingDivergedError(UsageError, RuntimeError):
@@ -59,19 +63,22 @@ class StepLogger(keras.callbacks.Callback):
 
 
 class EpisodeMonitor(keras.callbacks.Callback):
-    """Logs ``monitor_20way``: N-way 1-shot within-alphabet accuracy on held-out images after
-    every epoch (log chunk), so history.csv shows accuracy against training time.
+    """Logs ``monitor_<N>way`` (:attr:`key`): N-way 1-shot accuracy (within alphabet when
+    ``alphabets`` are given) on held-out images after every epoch (log chunk), so history.csv
+    shows accuracy against training time.
 
-    The monitor set is small (a few drawers per class) and the episodes are fixed by ``seed``,
-    so successive values are comparable. Its own cumulative time goes to ``monitor_seconds``,
-    which :class:`StepLogger` (placed after this callback) leaves out of ``seconds``. It only
-    reports: nothing is selected or stopped on it. Pairs are scored as after training
+    The monitor set is small (a few drawers or images per class, :func:`monitor_indices`) and
+    the episodes are fixed by ``seed``, so successive values are comparable. Its own cumulative
+    time goes to ``monitor_seconds``, which :class:`StepLogger` (placed after this callback)
+    leaves out of ``seconds``. It only reports; a run with ``keep_best`` keeps the best chunk by
+    it (:class:`oneshot.training.best.KeepBest`). Pairs are scored as after training
     (``Scorer.from_model``): by the model's learned metric or head, else by the distance it
     trains with (or ``distance``); the attribute ``distance_used`` holds the one the last
     measurement used (None for a learned metric or head).
 
     Args:
-        images, labels, alphabets: the monitor set (held-out classes).
+        images, labels, alphabets: the monitor set (held-out classes); ``alphabets`` None for
+            episodes across all classes.
         episodes: episodes per measurement.
         n_way: classes per episode. Defaults to 20.
         shifts: test-time shift averaging, as in :class:`oneshot.inference.Scorer`. Defaults to 0.
@@ -90,6 +97,11 @@ class EpisodeMonitor(keras.callbacks.Callback):
         self.distance_used = None
         self.seconds = 0.0
 
+    @property
+    def key(self) -> str:
+        """The column it logs: ``monitor_<N>way``."""
+        return f"monitor_{self.n_way}way"
+
     def on_train_begin(self, logs=None):
         self.seconds = 0.0
 
@@ -106,7 +118,7 @@ class EpisodeMonitor(keras.callbacks.Callback):
         )  # fmt: skip
         self.seconds += time.perf_counter() - start
         if logs is not None:
-            logs[f"monitor_{self.n_way}way"] = round(float(result.accuracy), 4)
+            logs[self.key] = round(float(result.accuracy), 4)
             logs["monitor_seconds"] = round(self.seconds, 2)
 
 
@@ -115,6 +127,41 @@ def monitor_subset(drawers: np.ndarray, count: int) -> np.ndarray:
     images, so within-alphabet episodes stay possible on a small set)."""
     chosen = np.unique(drawers)[:count]
     return np.flatnonzero(np.isin(drawers, chosen))
+
+
+def monitor_indices(data: LabelledImages, drawers: int, seed: int = 0) -> np.ndarray:
+    """The images a monitor measures on, few enough to embed every chunk: those of the first
+    ``drawers`` drawers of every class (Omniglot), else up to ``MONITOR_IMAGES_PER_CLASS``
+    images per class drawn with ``seed``, sorted."""
+    known = getattr(data, "drawers", None)
+    if known is not None and np.all(known >= 0):
+        return monitor_subset(known, drawers)
+    rng = np.random.default_rng(seed)
+    chosen = [
+        rng.permutation(np.flatnonzero(data.labels == c))[:MONITOR_IMAGES_PER_CLASS]
+        for c in np.unique(data.labels)
+    ]
+    return np.sort(np.concatenate(chosen))
+
+
+def episode_task(
+    labels: np.ndarray, groups: np.ndarray | None = None, max_way: int = MONITOR_WAYS
+) -> tuple[int, bool]:
+    """``(n_way, within_group)`` of the 1-shot episodes on a held-out set: N is ``max_way`` or,
+    on a smaller set, its number of classes with two images (a support and a query); within
+    one group when the set has groups and one of them has N such classes."""
+    classes, counts = np.unique(labels, return_counts=True)
+    usable = classes[counts >= 2]
+    n_way = min(max_way, len(usable))
+    if n_way < 2:
+        raise ValueError(
+            f"Invalid value for argument `labels`. Expected at least 2 classes with 2 or more "
+            f"images for one-shot episodes. Received {len(usable)} such classes."
+        )
+    if groups is None:
+        return n_way, False
+    first = np.array([groups[np.flatnonzero(labels == c)[0]] for c in usable])
+    return n_way, bool(np.unique(first, return_counts=True)[1].max() >= n_way)
 
 
 class HistoryLogger(keras.callbacks.CSVLogger):
@@ -194,7 +241,7 @@ def completed_epochs(out_dir: Path) -> int:
     return 0 if checkpoint is None else int(checkpoint["epoch"])
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as f:
         f.write(text)
@@ -233,9 +280,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.model.save_weights(self.backup / name, overwrite=True)
         step = min((epoch + 1) * self.log_every, self.steps)
         state = {"epoch": epoch + 1, "step": step, "weights": name}
-        _write_atomic(self.backup / CHECKPOINT_FILE, json.dumps(state))
+        write_atomic(self.backup / CHECKPOINT_FILE, json.dumps(state))
         for old in self.backup.glob("*.weights.h5"):
-            if old.name != name:
+            if old.name not in (name, BEST_WEIGHTS):
                 old.unlink()
 
 

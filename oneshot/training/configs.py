@@ -19,7 +19,12 @@ from oneshot.distances import Distance, get_distance
 
 MODEL_KINDS = ("siamese", "triplet", "quadruplet", "online")
 SAMPLERS = ("random", "hard_batch", "pk")
-DATASETS = ("mnist", "omniglot")
+DATASETS = ("mnist", "omniglot", "folder")
+# Fields added after oneshot 0.3: written to config.json only when set, so the config.json of an
+# older run stays what this code writes for it.
+WRITTEN_WHEN_SET = (
+    "folder", "folder_checksum", "channels", "validation_classes", "keep_best", "patience",
+)  # fmt: skip
 
 
 def refuse(field_name: str, value: Any, expected: str) -> None:
@@ -40,11 +45,17 @@ class RunConfig:
     kind: ClassVar[str] = ""
     name: str
     # data
-    dataset: str = "mnist"
+    dataset: str = "mnist"  # or "folder": your images (``folder``, read by load_image_folder)
+    folder: str | None = None  # dataset="folder": the folder of class sub-folders
+    folder_checksum: str | None = None  # its content (oneshot.data.fingerprint): resume checks it
     image_size: int = 28
+    channels: int = 1  # 3: colour images (folders only)
     augment: bool = False
     rotated_classes: bool = False  # Omniglot: add 90/180/270-degree rotations as new classes
     validation_alphabets: int = 0  # >0: tune mode, hold out this many background alphabets
+    # any dataset: hold out these classes of the training split (a count, a fraction or a list
+    # of names or labels; oneshot.data.splits.hold_out_classes), monitored and evaluated on
+    validation_classes: int | float | tuple[int | str, ...] | None = None
     # network
     network: str = "conv4"
     embedding_dim: int = 64
@@ -60,6 +71,9 @@ class RunConfig:
     # monitoring during training: 20-way within-alphabet accuracy every log chunk (0: off)
     monitor_episodes: int = 0
     monitor_drawers: int = 4  # images of this many drawers per class form the monitor set
+    # held-out classes only: keep the weights of the best monitored chunk (restored at the end)
+    keep_best: bool = False
+    patience: int = 0  # keep_best: stop after this many chunks without improvement (0: never)
 
     def __post_init__(self) -> None:
         if type(self) is RunConfig:
@@ -71,6 +85,8 @@ class RunConfig:
             refuse("dataset", self.dataset, f"one of {DATASETS}")
         if self.validation_alphabets and self.dataset != "omniglot":
             refuse("validation_alphabets", self.validation_alphabets, "0 unless dataset='omniglot'")
+        self._check_data()
+        self._check_held_out()
         if self.rotated_classes and self.dataset != "omniglot":
             refuse("rotated_classes", self.rotated_classes, "False unless dataset='omniglot'")
         for name in ("steps", "log_every", "image_size", "embedding_dim"):
@@ -87,9 +103,46 @@ class RunConfig:
                 "values >= 0",
             )
 
+    def _check_data(self) -> None:
+        if (self.dataset == "folder") != (self.folder is not None):
+            refuse("folder", self.folder, "a folder path exactly when dataset='folder'")
+        if self.dataset == "folder" and self.validation_classes is None:
+            refuse("validation_classes", None,
+                   "held-out classes for dataset='folder' (a folder has no test split)")  # fmt: skip
+        if self.channels not in (1, 3) or (self.channels == 3 and self.dataset != "folder"):
+            refuse("channels", self.channels, "1 (grey), or 3 (colour) when dataset='folder'")
+
+    def _check_held_out(self) -> None:
+        spec = self.validation_classes
+        if isinstance(spec, list):  # from JSON
+            spec = tuple(spec)
+            object.__setattr__(self, "validation_classes", spec)
+        if spec is not None:
+            from oneshot.data.splits import check_class_spec
+
+            try:
+                check_class_spec(spec)
+            except ValueError:
+                refuse("validation_classes", spec,
+                       "None, a count >= 1, a fraction 0 < f < 1 or a list of classes")  # fmt: skip
+            if self.validation_alphabets:
+                refuse("validation_classes", spec, "None when validation_alphabets is set")
+        if self.keep_best and not (self.held_out and self.monitor_episodes):
+            refuse("keep_best", True,
+                   "False unless held-out classes are monitored (validation_classes or "
+                   "validation_alphabets, and monitor_episodes > 0)")  # fmt: skip
+        if self.patience < 0 or (self.patience and not self.keep_best):
+            refuse("patience", self.patience, "0, or a number of chunks >= 1 with keep_best")
+
+    @property
+    def held_out(self) -> bool:
+        """Whether the run holds out classes of its training split (and never loads the test
+        split): ``validation_classes`` or ``validation_alphabets``."""
+        return self.validation_classes is not None or bool(self.validation_alphabets)
+
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return (self.image_size, self.image_size, 1)
+        return (self.image_size, self.image_size, self.channels)
 
     @property
     def epochs(self) -> int:
@@ -101,6 +154,8 @@ class RunConfig:
         values: dict[str, Any] = {"kind": self.kind}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name in WRITTEN_WHEN_SET and value == f.default:
+                continue
             if isinstance(value, (keras.losses.Loss, Distance)):
                 value = keras.saving.serialize_keras_object(value)
             elif isinstance(value, tuple):

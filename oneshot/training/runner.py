@@ -34,6 +34,8 @@ from oneshot.data.datasets import LabelledImages
 from oneshot.experiments import Experiment, RunConfig
 from oneshot.models import saveable_model
 from oneshot.runs import EXPERIMENT_FILE, HISTORY_FILE, MODEL_FILE
+from oneshot.training.baselines import load_untrained, save_untrained
+from oneshot.training.best import KeepBest
 from oneshot.training.callbacks import (
     BACKUP_DIR,
     EpisodeMonitor,
@@ -41,7 +43,8 @@ from oneshot.training.callbacks import (
     RunCheckpoint,
     StepLogger,
     StopOnNaN,
-    monitor_subset,
+    episode_task,
+    monitor_indices,
     read_checkpoint,
     restore_checkpoint,
 )
@@ -117,6 +120,8 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
     tf.config.experimental.enable_op_determinism()  # same seed, same loss curve on CPU
     with get_strategy(strategy).scope():
         model = build_model(config, train)
+    if config.held_out:  # the untrained baseline: the weights before any step
+        save_untrained(model, run_dir)
     checkpoint = read_checkpoint(run_dir) if resume else None
     done_epochs, done_steps = (0, 0) if checkpoint is None else (
         int(checkpoint["epoch"]), int(checkpoint["step"]))  # fmt: skip
@@ -124,6 +129,11 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
         restore_checkpoint(model, checkpoint)  # before the input: hard batches are mined with it
     history = run_dir / HISTORY_FILE
     truncate_history(history, done_steps)
+    monitor = _monitor(config, test, seed)
+    keeper = None
+    if config.keep_best:  # the config ensures a monitor on held-out classes
+        keeper = KeepBest(run_dir, monitor[0].key, config.log_every, config.steps, config.patience)
+        keeper.resume(done_epochs)
 
     # Chunks of log_every steps, then a shorter last one: exactly config.steps steps.
     full, rest = divmod(config.steps, config.log_every)
@@ -131,12 +141,17 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
     if rest and done_epochs <= full:
         phases.append((full, full + 1, rest))
     for first, last, chunk in phases:
+        if keeper is not None and keeper.stopped:  # patience ran out (maybe before a resume)
+            break
         # the input continues where the previous chunk stopped (same seed, fast-forwarded)
         dataset = build_dataset(config, model, train, seed=seed, skip=first * config.log_every)
         stop_on_nan = StopOnNaN(config.log_every)
+        if keeper is not None:
+            keeper.stop_on_nan = stop_on_nan
         callbacks = [
             stop_on_nan,
-            *_monitor(config, test, seed),
+            *monitor,
+            *([keeper] if keeper is not None else []),
             StepLogger(config.log_every, elapsed_seconds(history), total_steps=config.steps),
             HistoryLogger(str(history), append=history.exists()),
             RunCheckpoint(run_dir, config.log_every, config.steps, stop_on_nan),
@@ -152,6 +167,8 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
             shuffle=False,  # the samplers already draw at random
         )
         stop_on_nan.raise_if_diverged(run_dir)
+    if keeper is not None:
+        keeper.restore(model)  # the best chunk's weights, not the last one's
     partial = run_dir / ("partial-" + MODEL_FILE)
     saveable_model(model).save(partial)  # without a loss's class weights (build_online)
     os.replace(partial, model_path)
@@ -160,16 +177,19 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
 
 
 def _monitor(config: RunConfig, test: LabelledImages, seed: int) -> list[EpisodeMonitor]:
-    """The run's EpisodeMonitor on a few drawers of its held-out set, if it asks for one."""
-    drawers = getattr(test, "drawers", None)
-    if not config.monitor_episodes or drawers is None:
+    """The run's EpisodeMonitor on a small part of its held-out set, if it asks for one: 1-shot
+    episodes, 20-way within-alphabet on Omniglot, fewer ways on fewer classes
+    (:func:`episode_task`)."""
+    if not config.monitor_episodes:
         return []
-    keep = monitor_subset(drawers, config.monitor_drawers)
+    keep = monitor_indices(test, config.monitor_drawers, seed)
+    labels, groups = test.labels[keep], getattr(test, "alphabets", None)
+    groups = None if groups is None else groups[keep]
+    n_way, within = episode_task(labels, groups)
     return [
         EpisodeMonitor(
-            test.images[keep], test.labels[keep], test.alphabets[keep],
-            config.monitor_episodes, shifts=config.test_shifts, seed=seed,
-            distance=config.eval_distance,
+            test.images[keep], labels, groups if within else None, config.monitor_episodes,
+            n_way=n_way, shifts=config.test_shifts, seed=seed, distance=config.eval_distance,
         )
     ]  # fmt: skip
 
@@ -184,12 +204,14 @@ def run_experiment(
     strategy: str = "none",
     evaluate: bool = True,
     command: str = "",
+    data: tuple[LabelledImages, LabelledImages] | None = None,
 ) -> dict[str, Any]:
     """Train (and evaluate) every run of ``experiment`` under ``out``; return the summary.
 
     Every run folder is checked (:func:`check_run`) and locked, and the first run's data is
     loaded, before anything is written: a refused run, a folder in use or missing data leave
-    the disk as it was.
+    the disk as it was. ``data``: the first run's (training, held-out) pair if already loaded
+    (:func:`oneshot.training.setup.load_train_and_test`).
     """
     out = Path(out)
     settings = {"strategy": strategy}
@@ -202,7 +224,7 @@ def run_experiment(
     with contextlib.ExitStack() as locks:
         for config in experiment.runs:
             locks.enter_context(FolderLock(out / config.name))
-        first = load_train_and_test(experiment.runs[0], data_dir)
+        first = data or load_train_and_test(experiment.runs[0], data_dir)
         record = {
             **experiment.to_dict(),
             "command": command,
@@ -232,9 +254,13 @@ def run_experiment(
             if evaluate:
                 from oneshot.training.assess import assess_run  # evaluation + plots
 
+                untrained = None
+                if config.held_out:
+                    untrained = load_untrained(build_model(config, data[0]), run_dir)
                 entry["metrics"] = assess_run(
-                    model, config, experiment.evaluation, data[1], run_dir, data_dir, seed
-                )
+                    model, config, experiment.evaluation, data[1], run_dir, data_dir, seed,
+                    untrained=untrained,
+                )  # fmt: skip
             entry["wall_seconds"] = round(time.perf_counter() - started, 1)
             summary["runs"][config.name] = entry
         if evaluate and len(experiment.runs) > 1:

@@ -8,9 +8,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from oneshot.data import load_mnist, load_omniglot
+from oneshot.data import DataError, load_image_folder, load_mnist, load_omniglot
 from oneshot.data.datasets import TEST_SPLIT, TRAIN_SPLIT, LabelledImages
+from oneshot.data.fingerprint import fingerprint
 from oneshot.data.samplers import pair_dataset, pk_dataset, quadruplet_dataset, triplet_dataset
+from oneshot.data.splits import hold_out_classes
 from oneshot.data.variants import hold_out_alphabets, with_rotated_classes
 from oneshot.experiments import OnlineRun, QuadrupletRun, RunConfig, SiameseRun, TripletRun
 from oneshot.losses.proxies import ProxyLoss
@@ -31,6 +33,20 @@ def load_split(config: RunConfig, split: str, data_dir: str | Path | None) -> La
     return load_omniglot(split, image_size=config.image_size, data_dir=data_dir)
 
 
+def load_folder(config: RunConfig) -> LabelledImages:
+    """The run's folder of images at its size and channels; a DataError if its content is no
+    longer the one the run recorded (``folder_checksum``)."""
+    data = load_image_folder(config.folder, image_size=config.image_size, channels=config.channels)
+    found = fingerprint(data)
+    if config.folder_checksum is not None and found != config.folder_checksum:
+        raise DataError(
+            f"The folder {config.folder} changed since the run started: its content checksum "
+            f"is {found}, the run recorded {config.folder_checksum}. Restore the folder, or "
+            "train a new run on it (--overwrite or another --out)."
+        )
+    return data
+
+
 def load_train_and_test(
     config: RunConfig, data_dir: str | Path | None
 ) -> tuple[LabelledImages, LabelledImages]:
@@ -38,11 +54,19 @@ def load_train_and_test(
 
     Normally the dataset's training and test splits. With ``validation_alphabets`` (tuning),
     both come from the Omniglot background set: whole alphabets are held out for validation and
-    the evaluation alphabets are never touched. ``rotated_classes`` adds rotations to training.
+    the evaluation alphabets are never touched. With ``validation_classes`` (any dataset, and
+    always for a folder, which has no test split), classes of the training split are held out
+    (``oneshot.data.splits.hold_out_classes``) and the test split is never loaded.
+    ``rotated_classes`` adds rotations to training.
     """
-    train = load_split(config, TRAIN_SPLIT[config.dataset], data_dir)
+    if config.dataset == "folder":
+        train = load_folder(config)
+    else:
+        train = load_split(config, TRAIN_SPLIT[config.dataset], data_dir)
     if config.validation_alphabets:
         train, test = hold_out_alphabets(train, config.validation_alphabets)
+    elif config.validation_classes is not None:
+        train, test = hold_out_classes(train, config.validation_classes)
     else:
         test = load_split(config, TEST_SPLIT[config.dataset], data_dir)
     if config.rotated_classes:  # Omniglot only (checked by the config)

@@ -1,0 +1,150 @@
+"""Your images in: the recommended recipe for a folder of class sub-folders.
+
+``python -m oneshot.train --images DIR`` trains :func:`recommended_run` on the folder's
+training classes and validates on classes it holds out (a folder has no test split):
+
+- the README's online batch-hard recipe: conv4 (width 64, 64-d L2-normalised embedding),
+  batch-hard triplets with margin 0.2 and Euclidean distance, Adam 1e-3 with a cosine decay to
+  1e-5, 1,500 steps, at the folder's image size, grey or colour;
+- P x K batches fitted to the data (:func:`batch_shape`): up to 32 classes, about 128 images;
+- held-out classes (:func:`default_validation_classes` of them unless told): a 1-shot episode
+  monitor on them every 100 steps keeps the best checkpoint, and after training the model is
+  compared with the untrained network and raw pixels on the same held-out episodes.
+
+The recipe is this one function, so a study of few-class data can change it in one place;
+``mnist-heldout`` runs it on MNIST digits 0-4, validated on 5-9.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from oneshot.data.splits import ClassSpec
+from oneshot.experiments.base import EvalConfig, Experiment
+from oneshot.experiments.online import batch_hard_loss
+from oneshot.training.configs import OnlineRun
+
+RECIPE_NAME = "recommended"
+RECIPE_STEPS = 1500
+MIN_IMAGE_SIZE = 16  # conv4's four 2x2 poolings need 16 pixels a side
+BATCH_IMAGES = 128  # about P x K images per batch
+MAX_CLASSES_PER_BATCH = 32
+SAMPLES_PER_CLASS = (4, 16)  # the range of K
+
+
+def default_validation_classes(classes: int) -> int:
+    """Held-out classes when the user does not say: a fifth of them, but 5 (at most half) on a
+    small folder, so 5-way validation episodes stay possible: 2 of 4 classes, 5 of 10, 20 of
+    100."""
+    return max(round(0.2 * classes), min(5, classes // 2))
+
+
+def batch_shape(class_sizes: Sequence[int]) -> tuple[int, int]:
+    """``(P, K)`` for training classes of ``class_sizes`` images: P classes of K images a batch.
+
+    P is every class up to 32; K about 128 / P within [4, 16], lowered to the smallest class
+    (at least 2: a positive for every anchor), so that every class is drawn; a class of a single
+    image cannot be (it has no positive) and does not count in P.
+
+    Raises:
+        ValueError: fewer than 2 classes with 2 images.
+    """
+    counts = np.asarray(class_sizes, dtype=np.int64)
+    counts = counts[counts > 0]
+    p = min(MAX_CLASSES_PER_BATCH, len(counts))
+    low, high = SAMPLES_PER_CLASS
+    k = min(max(low, BATCH_IMAGES // max(p, 1)), high)
+    usable = counts[counts >= 2]
+    k = max(2, min(k, int(usable.min()) if usable.size else 2))
+    p = min(p, int(np.sum(counts >= k)))
+    if p < 2:
+        raise ValueError(
+            "Invalid value for argument `class_sizes`. Expected at least 2 training classes with 2 "
+            f"or more images each (metric learning compares pairs). Received {len(counts)} "
+            f"classes, {int(np.sum(counts >= 2))} of them with 2 or more images."
+        )
+    return p, k
+
+
+def recommended_run(
+    class_sizes: Sequence[int],
+    *,
+    image_size: int,
+    validation_classes: ClassSpec,
+    channels: int = 1,
+    steps: int = RECIPE_STEPS,
+    learning_rate: float = 1e-3,
+    **source: Any,
+) -> OnlineRun:
+    """The recommended recipe, fitted to training classes of ``class_sizes`` images (see the
+    module docstring).
+
+    ``source`` says where the images come from: ``dataset="folder", folder=...,
+    folder_checksum=...`` (``--images``) or ``dataset="mnist"`` (``mnist-heldout``).
+    ``validation_classes`` is recorded as given; the runner holds the same classes out again
+    (the draw is fixed by ``oneshot.data.splits.VALIDATION_SEED``)."""
+    if image_size < MIN_IMAGE_SIZE:
+        raise ValueError(
+            f"Invalid value for argument `image_size`. Expected at least {MIN_IMAGE_SIZE} "
+            f"(the network halves the image four times). Received: image_size={image_size}"
+        )
+    p, k = batch_shape(class_sizes)
+    values: dict[str, Any] = dict(
+        name=RECIPE_NAME,
+        **source,
+        image_size=image_size,
+        channels=channels,
+        validation_classes=validation_classes,
+        network="conv4",
+        embedding_dim=64,
+        network_kwargs={"width": 64},
+        loss=batch_hard_loss(0.2),
+        classes_per_batch=p,
+        samples_per_class=k,
+        steps=steps,
+        learning_rate=learning_rate,
+        final_learning_rate=1e-5,
+        log_every=100,
+        monitor_episodes=500,
+        keep_best=True,
+    )
+    return OnlineRun(**values)
+
+
+RECIPE_EVAL = EvalConfig(
+    episodes=1000, ways=(5, 20), cmc_classes=400, lake_runs=False, first_n_images=3000
+)
+# MNIST's training split has about 6,000 images of each digit: any count >= 16 gives 5 x 16.
+MNIST_DIGIT_SIZE = 6000
+
+
+def mnist_heldout(paper: bool) -> Experiment:
+    """The recipe on few classes: MNIST digits 0-4, validated (and evaluated) on 5-9 of the
+    training split; the test split is never loaded."""
+    run = recommended_run(
+        [MNIST_DIGIT_SIZE] * 5, image_size=28, validation_classes=(5, 6, 7, 8, 9), dataset="mnist"
+    )
+    return Experiment(
+        "mnist-heldout",
+        "The recommended recipe for your images on MNIST digits 0-4, validated on 5-9.",
+        (run,),
+        dataclasses.replace(RECIPE_EVAL, ways=(5,), cmc_classes=5),
+    )
+
+
+def folder_experiment(run: OnlineRun, episodes: int | None = None) -> Experiment:
+    """The experiment of ``python -m oneshot.train --images``: ``run`` (from
+    :func:`recommended_run`), evaluated on its held-out classes."""
+    evaluation = RECIPE_EVAL
+    if episodes is not None:
+        evaluation = dataclasses.replace(RECIPE_EVAL, episodes=episodes)
+    return Experiment(
+        "images",
+        f"The recommended recipe on the images of {run.folder}, validated on held-out classes.",
+        (run,),
+        evaluation,
+    )

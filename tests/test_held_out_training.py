@@ -1,0 +1,205 @@
+"""Training with held-out classes: the best checkpoint kept by held-out accuracy, and the
+trained model compared with the untrained network and raw pixels (real MNIST, tiny conv4)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from oneshot.evaluation.episodes import OneShotResult
+from oneshot.experiments import EvalConfig, OnlineRun
+from oneshot.losses import TripletMarginLoss
+from oneshot.miners import BatchHardMiner
+from oneshot.training.baselines import UNTRAINED_FILE, baseline_warning, paired_margin
+from oneshot.training.best import KeepBest
+
+TINY_EVAL = EvalConfig(episodes=100, ways=(5, 10), cmc_classes=5, verification_pairs=200,
+                       lake_runs=False, first_n_images=300)  # fmt: skip
+
+
+def held_out_run(**overrides) -> OnlineRun:
+    """Train on MNIST digits 0-4, monitor and keep the best on 5-9 (training split)."""
+    values = dict(
+        name="held", dataset="mnist", network="conv4", embedding_dim=8,
+        network_kwargs={"width": 8}, loss=TripletMarginLoss(0.2, miner=BatchHardMiner()),
+        classes_per_batch=5, samples_per_class=4, steps=8, log_every=2,
+        validation_classes=(5, 6, 7, 8, 9), monitor_episodes=100, keep_best=True,
+    )  # fmt: skip
+    return OnlineRun(**{**values, **overrides})
+
+
+def history(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "history.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+class Forced(keras.callbacks.Callback):
+    """Logs given monitor values, one per epoch (in place of an EpisodeMonitor)."""
+
+    def __init__(self, values):
+        super().__init__()
+        self.values = values
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["monitor_5way"] = self.values[epoch]
+
+
+class Snapshots(keras.callbacks.Callback):
+    """The weights and logs at the end of every epoch (and the weights before training)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights, self.logs, self.initial = [], [], None
+
+    def on_train_begin(self, logs=None):
+        self.initial = [w.copy() for w in self.model.get_weights()]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append([w.copy() for w in self.model.get_weights()])
+        self.logs.append(dict(logs))
+
+
+def _fit_small_model(callbacks, epochs: int) -> keras.Model:
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    x = np.random.default_rng(0).random((8, 3)).astype("float32")
+    model.fit(x, np.ones((8, 2)), batch_size=4, epochs=epochs, steps_per_epoch=2,
+              callbacks=callbacks, verbose=0, shuffle=False)  # fmt: skip
+    return model
+
+
+def _assert_same_weights(a, b) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_keep_best_restores_the_best_chunk_not_the_last(tmp_path):
+    keeper, snaps = KeepBest(tmp_path, "monitor_5way", log_every=2, steps=6), Snapshots()
+    model = _fit_small_model([Forced([0.5, 0.9, 0.3]), keeper, snaps], epochs=3)
+    assert keeper.best_step == 4 and [s["best_step"] for s in snaps.logs] == [2, 4, 4]
+    assert keeper.restore(model) == 4
+    _assert_same_weights(model.get_weights(), snaps.weights[1])
+    assert not np.array_equal(model.get_weights()[0], snaps.weights[2][0])
+
+
+def test_keep_best_stops_after_patience_and_resumes_its_state(tmp_path):
+    keeper, snaps = KeepBest(tmp_path, "monitor_5way", 2, 20, patience=2), Snapshots()
+    _fit_small_model([Forced([0.5, 0.9, 0.9, 0.2, 0.1, 0.0]), keeper, snaps], epochs=6)
+    assert len(snaps.logs) == 4 and keeper.stopped  # two chunks without a better value
+    assert keeper.best_step == 4  # a tie keeps the earlier chunk
+    again = KeepBest(tmp_path, "monitor_5way", 2, 20, patience=2)
+    again.resume(done_epochs=4)
+    assert again.stopped and again.best_step == 4
+    again.resume(done_epochs=3)  # killed before the 4th chunk's checkpoint: decided again
+    assert not again.stopped and again.best_step == 4
+    again.resume(done_epochs=1)  # the best came later: found again when that chunk is redone
+    assert again.best_step is None
+
+
+def test_restored_weights_are_the_best_chunks_and_resume_is_exact(tmp_path, data_dir):
+    """A learning rate that explodes towards the end (cosine up to 1.0) ruins the last chunks;
+    the saved model holds the weights of the chunk with the best held-out accuracy. Interrupted
+    and resumed, the run keeps the same best chunk and ends with the same weights."""
+    from oneshot.training.runner import train_run
+
+    config = held_out_run(final_learning_rate=1.0)
+    snaps = Snapshots()
+    model = train_run(config, tmp_path / "whole", data_dir, extra_callbacks=[snaps])
+    accuracies = [logs["monitor_5way"] for logs in snaps.logs]
+    best = int(np.argmax(accuracies))
+    assert best < len(accuracies) - 1, accuracies  # the case is the one meant: last is worse
+    _assert_same_weights(model.get_weights(), snaps.weights[best])
+    rows = history(tmp_path / "whole")
+    assert [float(r["best_step"]) for r in rows][-1] == 2 * (best + 1)
+    saved = keras.saving.load_model(tmp_path / "whole" / "model.keras")
+    _assert_same_weights(saved.get_weights(), model.get_layer("embedding").get_weights())
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config, tmp_path / "cut", data_dir, extra_callbacks=[Interrupt()])
+    resumed = train_run(config, tmp_path / "cut", data_dir, resume=True)
+    _assert_same_weights(resumed.get_weights(), model.get_weights())
+    assert [r["best_step"] for r in history(tmp_path / "cut")] == [r["best_step"] for r in rows]
+
+
+def test_untrained_weights_are_the_weights_before_the_first_step(tmp_path, data_dir):
+    from oneshot.training.runner import train_run
+    from oneshot.training.setup import build_model
+
+    config = held_out_run(steps=2)
+    snaps = Snapshots()
+    model = train_run(config, tmp_path / "run", data_dir, extra_callbacks=[snaps])
+    untrained = build_model(config)
+    untrained.load_weights(tmp_path / "run" / UNTRAINED_FILE)
+    _assert_same_weights(untrained.get_weights(), snaps.initial)
+    assert not np.array_equal(model.get_weights()[0], snaps.initial[0])
+
+
+def test_baselines_and_warning_in_metrics_after_one_step(tmp_path, data_dir):
+    """One training step does not beat raw pixels (about 50% 5-way on digits 5-9): metrics.json
+    holds the model and both baselines on the same episodes of the held-out digits (training
+    split, never the test split) and the warning naming the baselines not beaten."""
+    from oneshot.data.datasets import LabelledImages
+    from oneshot.training.assess import assess_run
+    from oneshot.training.baselines import load_untrained
+    from oneshot.training.runner import train_run
+    from oneshot.training.setup import build_model, load_train_and_test
+
+    config = held_out_run(steps=1, log_every=1)
+    train, held = load_train_and_test(config, data_dir)
+    assert held.class_names == ["5", "6", "7", "8", "9"] and len(held) > 20000  # training split
+    model = train_run(config, tmp_path, data_dir, data=(train, held))
+    keep = np.concatenate([np.flatnonzero(held.labels == c)[:40] for c in range(5)])
+    small = LabelledImages(held.images[keep], held.labels[keep], class_names=held.class_names)
+    untrained = load_untrained(build_model(config, train), tmp_path)
+    assess_run(model, config, TINY_EVAL, small, tmp_path, data_dir, untrained=untrained)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    report = metrics["heldout"]
+    assert report["protocol"]["task"] == "5-way 1-shot" and report["protocol"]["classes"] == 5
+    for name in ("model", "untrained", "pixels"):
+        assert report[name]["protocol"] == report["model"]["protocol"]
+        assert 0.0 < report[name]["accuracy"] <= 1.0
+    assert report["pixels"]["accuracy"] != report["untrained"]["accuracy"]
+    assert not report["vs_pixels"]["beaten"]
+    assert report["warning"].startswith("the trained model does not beat ")
+    lost = report["warning"].split(" on ")[0]
+    assert "raw pixels" in lost
+    assert ("the untrained network" in lost) == (not report["vs_untrained"]["beaten"])
+    assert report["best_step"] == 1
+    assert metrics["split"] == "held-out classes" and metrics["classes"] == 5
+    assert [t["protocol"]["n_way"] for t in metrics["nway"]] == [5]  # 10-way capped at 5
+
+
+def _result(per_episode) -> OneShotResult:
+    values = np.asarray(per_episode, dtype=float)
+    return OneShotResult(values.mean(), 0.0, values, {"task": "5-way 1-shot"})
+
+
+def test_a_baseline_is_beaten_only_beyond_the_confidence_interval():
+    rng = np.random.default_rng(0)
+    baseline = _result(rng.integers(0, 2, 400))
+    assert not paired_margin(baseline, baseline)["beaten"]
+    better = _result(np.maximum(baseline.episode_accuracies, rng.integers(0, 2, 400)))
+    assert paired_margin(better, baseline)["beaten"]
+    barely = _result(np.where(np.arange(400) == 0, 1.0, baseline.episode_accuracies))
+    assert not paired_margin(barely, baseline)["beaten"]  # higher, but within the CI
+    report = {
+        "protocol": {"classes": 5, "task": "5-way 1-shot", "within_alphabet": False,
+                     "episodes": 400},
+        "model": better.to_dict(), "untrained": baseline.to_dict(), "pixels": baseline.to_dict(),
+        "vs_untrained": paired_margin(better, baseline), "vs_pixels": paired_margin(better, baseline),
+    }  # fmt: skip
+    assert baseline_warning(report) is None
+    report["vs_pixels"] = paired_margin(barely, baseline)
+    assert "does not beat raw pixels" in baseline_warning(report)

@@ -1,0 +1,151 @@
+"""``python -m oneshot.train --images DIR``: the recommended recipe on a folder of PNGs exported
+from real MNIST test digits, its run folder, resume, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from oneshot.data import load_mnist
+
+
+def export_digits(root: Path, data_dir: Path, classes: int = 10, per_class: int = 8) -> Path:
+    """``root/digit<c>/<i>.png``: the first ``per_class`` MNIST test images of each digit."""
+    digits = load_mnist("test", data_dir=data_dir)
+    for c in range(classes):
+        folder = root / f"digit{c}"
+        folder.mkdir(parents=True)
+        for i, j in enumerate(np.flatnonzero(digits.labels == c)[:per_class]):
+            Image.fromarray(digits.images[j]).save(folder / f"{i:02d}.png")
+    return root
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def images_run(tmp_path_factory, data_dir):
+    """One CLI run on a 10-class folder (4 steps), shared by the tests of its output."""
+    from oneshot.train import main
+
+    root = tmp_path_factory.mktemp("images")
+    folder = export_digits(root / "digits", data_dir)
+    out = root / "mine"
+    argv = ["--images", str(folder), "--out", str(out), "--steps", "4", "--episodes", "50"]
+    printed, errors = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
+        assert main(argv) == 0, errors.getvalue()[-2000:]
+    return folder, out, argv, printed.getvalue(), errors.getvalue()
+
+
+def test_images_writes_a_complete_run_folder(images_run):
+    folder, out, _, printed, errors = images_run
+    run = out / "recommended"
+    for name in ("config.json", "history.csv", "model.keras", "metrics.json", "loss.png",
+                 "untrained.weights.h5"):  # fmt: skip
+        assert (run / name).stat().st_size > 0, name
+    config = json.loads((run / "config.json").read_text())
+    assert config["dataset"] == "folder" and config["folder"] == str(folder.resolve())
+    assert config["folder_checksum"].startswith("sha256:")
+    assert config["validation_classes"] == 5 and config["keep_best"] is True
+    assert config["image_size"] == 28 and "channels" not in config  # grey, the default
+    assert (config["classes_per_batch"], config["samples_per_class"]) == (5, 8)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["dataset"] == "folder" and metrics["split"] == "held-out classes"
+    assert metrics["classes"] == 5 and metrics["images"] == 40
+    report = metrics["heldout"]
+    assert {"model", "untrained", "pixels", "vs_untrained", "vs_pixels"} <= set(report)
+    assert report["best_step"] == 4 and report["steps_trained"] == 4
+    assert "5 held-out classes, 5-way 1-shot, 50 episodes: trained" in printed
+    assert "no separate test split" in printed
+    assert (report["warning"] is not None) == ("warning: recommended:" in errors)
+
+
+def test_images_resume_re_evaluates_and_refuses_a_changed_folder(images_run, capsys):
+    from oneshot.train import main
+
+    folder, out, argv, _, _ = images_run
+    assert main([*argv, "--resume"]) == 0  # finished: loaded and evaluated again
+    before = snapshot(out)
+    image = folder / "digit0" / "00.png"
+    original = image.read_bytes()
+    try:
+        Image.fromarray(np.zeros((28, 28), np.uint8)).save(image)
+        assert main([*argv, "--resume"]) == 2
+        err = capsys.readouterr().err
+        assert "folder_checksum: the run has 'sha256:" in err and "Traceback" not in err
+        assert snapshot(out) == before
+    finally:
+        image.write_bytes(original)
+
+
+def _one_class(root: Path, data_dir: Path) -> Path:
+    export_digits(root, data_dir, classes=1)
+    return root
+
+
+def _three_classes(root: Path, data_dir: Path) -> Path:
+    return export_digits(root, data_dir, classes=3)
+
+
+def _unreadable(root: Path, data_dir: Path) -> Path:
+    export_digits(root, data_dir, classes=4, per_class=3)
+    (root / "digit2" / "broken.png").write_bytes(b"not a png")
+    return root
+
+
+def _not_square(root: Path, data_dir: Path) -> Path:
+    for c in range(4):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.full((20, 30), 40 * c, np.uint8)).save(root / f"c{c}" / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize(
+    "make, extra, message",
+    [
+        (None, [], "--images {folder} does not exist"),
+        (_one_class, [], "holds one class ('digit0')"),
+        (_three_classes, [], "--validation-classes 1 (the default) cannot be held out"),
+        (_three_classes, ["--validation-classes", "2"], "leave at least 2 of the 3 classes"),
+        (_three_classes, ["--validation-classes", "digit0,digit9"], "unknown class(es) ['digit9']"),
+        (_three_classes, ["--validation-classes", "-1"], "--validation-classes must be a count"),
+        (_unreadable, [], "Cannot read the image {folder}/digit2/broken.png"),
+        (_not_square, [], "the images are 30x20"),
+        (_three_classes, ["--image-size", "8"], "--image-size must be >= 16"),
+        (_three_classes, ["--paper"], "--paper applies to --experiment only"),
+    ],
+    ids=["missing", "one-class", "too-few-to-hold-out", "too-few-to-train", "unknown-class",
+         "bad-count", "unreadable", "not-square", "too-small", "paper"],
+)  # fmt: skip
+def test_bad_images_input_is_one_line_and_writes_nothing(tmp_path, data_dir, capsys, make, extra,
+                                                         message):  # fmt: skip
+    from oneshot.train import main
+
+    folder = tmp_path / "folder"
+    if make is not None:
+        make(folder, data_dir)
+    out = tmp_path / "out"
+    assert main(["--images", str(folder), "--out", str(out), "--steps", "2", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert message.format(folder=folder) in err, err
+    assert not out.exists()
+
+
+def test_folder_flags_need_images(tmp_path, capsys):
+    from oneshot.train import main
+
+    out = tmp_path / "out"
+    assert main(["--experiment", "mnist-best", "--image-size", "32", "--out", str(out)]) == 2
+    assert "--image-size applies to --images only" in capsys.readouterr().err
+    assert not out.exists()
