@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
             "--clusters is needed for image files (no class folders to count). Pass e.g. "
             "--clusters 10, or a folder of class folders."
         )
+    if args.clusters is not None and args.clusters < 2:
+        raise UsageError(f"--clusters must be at least 2. Received: --clusters {args.clusters}")
     _, scorer, images, embeddings = model_and_images(args, args.images, "--images")
     methods = list(dict.fromkeys(args.method))
     results = [

@@ -255,6 +255,11 @@ def test_identify_novelty_and_cluster_print_their_metrics(folders, tmp_path, cap
 
     code, _, err = run(cluster_cli, ["--model", model, "--images", *files], capsys)
     assert "--clusters is needed for image files" in one_error(code, err)
+    missing = ["--model", model, "--images", folders / "no-such-folder", "--clusters", 0]
+    code, _, err = run(cluster_cli, missing, capsys)  # refused before the model is loaded
+    assert "--clusters must be at least 2. Received: --clusters 0" in one_error(code, err)
+    code, _, err = run(cluster_cli, missing[:-1] + [3], capsys)
+    assert re.search(r"No such folder or image file: .*no-such-folder", one_error(code, err))
     code, _, err = run(
         novelty_cli, ["--model", model, "--gallery", out, "--queries", *files], capsys
     )

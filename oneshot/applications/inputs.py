@@ -93,7 +93,8 @@ def read_image_files(
     images, colours = [], []
     for path in map(Path, paths):
         if not path.exists():
-            raise DataError(f"No such image file: {path}. Check the path.")
+            kind = "folder or image file" if not path.suffix else "image file"
+            raise DataError(f"No such {kind}: {path}. Check the path.")
         if path.is_dir():
             raise DataError(
                 f"{path} is a folder. Expected an image file (a folder of class folders is read "
