@@ -298,7 +298,7 @@ def tuning_table(tuning_dir: str | Path) -> str:
     """Markdown table of the tuning runs under ``tuning_dir``: per loss, each grid value's
     validation accuracy (:data:`SELECTION_TASK`, percent, with its 95% CI over episodes) and
     the value :data:`CHOSEN` keeps (``python -m oneshot.compare --tuning DIR`` prints it)."""
-    from oneshot.runs import METRICS_FILE
+    from oneshot.runs import METRICS_FILE, task_name
 
     rows = [
         f"| loss | family | value: validation {SELECTION_TASK} accuracy (%) | chosen |",
@@ -311,20 +311,16 @@ def tuning_table(tuning_dir: str | Path) -> str:
             if not path.exists():
                 cells.append(f"{family.parameter}={value:g}: -")
                 continue
-            tasks = json.loads(path.read_text())["nway"]
-            task = next(t for t in tasks if _is_selection_task(t["protocol"]))
+            report = json.loads(path.read_text())
+            task = next(
+                t for t in report["nway"] if task_name(t, report["dataset"]) == SELECTION_TASK
+            )
             cells.append(
                 f"{family.parameter}={value:g}: {100 * task['accuracy']:.1f} ± {100 * task['ci95']:.1f}"
             )
         chosen = f"{CHOSEN[family.name]:g}" if family.name in CHOSEN else "-"
         rows.append(f"| `{family.name}` | {family.family} | {'; '.join(cells)} | {chosen} |")
     return "\n".join(rows)
-
-
-def _is_selection_task(protocol: dict[str, Any]) -> bool:
-    return (
-        protocol["n_way"] == 20 and protocol.get("k_shot", 1) == 1 and protocol["within_alphabet"]
-    )
 
 
 def choose(scores: dict[str, dict[float, float]]) -> dict[str, float]:
