@@ -200,6 +200,7 @@ def test_weights_from_a_local_keras_3_file(tmp_path):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.slow  # builds EfficientNetB0 three times
 def test_local_efficientnet_imagenet_file_builds_what_keras_builds_for_imagenet(
     tmp_path, monkeypatch
 ):

@@ -43,6 +43,26 @@ def test_projection_pca_keeps_class_separation():
     assert gaps.max() > spread  # classes are visibly apart
 
 
+def test_tsne_runs_on_one_openmp_thread_and_keeps_classes_apart(monkeypatch):
+    """Spinning OpenMP threads made t-SNE 60x slower on cores shared with training."""
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    fit = TSNE.fit_transform
+
+    def recording_fit(self, x, *args, **kwargs):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp")
+        return fit(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(TSNE, "fit_transform", recording_fit)
+    xy = plots.project_2d(EMB, "tsne")
+    assert seen and set(seen) == {1}
+    centres = np.stack([xy[LABELS == c].mean(0) for c in range(5)])
+    spread = max(np.linalg.norm(xy[LABELS == c] - centres[c], axis=1).mean() for c in range(5))
+    assert np.linalg.norm(centres[:, None] - centres[None], axis=-1).max() > spread
+
+
 def test_roc_curves(tmp_path):
     same = np.r_[np.ones(50, bool), np.zeros(50, bool)]
     a = verification_from_distances(np.r_[RNG.random(50), RNG.random(50) + 0.5], same)
