@@ -30,3 +30,6 @@ for seed in 0 1 2; do
 done
 "$PY" -m oneshot.compare --seeds results/omniglot-losses/seed0 results/omniglot-losses/seed1 results/omniglot-losses/seed2 \
   --baseline batch-hard --out results/omniglot-losses/comparison.png > results/omniglot-losses/table.md
+
+# Issue 14: the applications on exported real images with the committed models (a few minutes).
+PYTHON="$PY" bash results/applications/run.sh > results/applications/output.txt
