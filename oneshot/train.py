@@ -4,13 +4,14 @@ its run folder.
     python -m oneshot.train --experiment mnist-triplet [--out DIR] [--data-dir D] [--steps N]
         [--seed S] [--paper] [--resume] [--strategy none|mirrored|multiworker] [--debug]
     python -m oneshot.train --images DIR [--out OUT] [--image-size S] [--channels 1|3]
-        [--validation-classes 5|0.2|cat,dog] [--steps N] [--resume] ...
+        [--validation-classes 5|0.2|cat,dog] [--init-from MODEL] [--steps N] [--resume] ...
 
 Each run of the experiment gets ``OUT/<run>/`` with ``config.json``, ``history.csv``,
 ``model.keras``, ``metrics.json`` and PNG plots; ``OUT/experiment.json`` records the command.
 ``--images`` trains ``oneshot.experiments.your_data.recommended_run`` on a folder of class
-sub-folders, validated on classes it holds out (there is no test split). Every argument is
-checked before any work; user and data errors are printed as one message (exit status 2),
+sub-folders, validated on classes it holds out (there is no test split), from random weights
+or, with ``--init-from``, from a trained run's network. Every argument is checked before any
+work (a run's ``init_from`` file too: its checksum goes into ``config.json``); user and data errors are printed as one message (exit status 2),
 with the traceback only under ``--debug``.
 """
 
@@ -27,8 +28,8 @@ from oneshot.cli import UsageError, add_debug_flag, run_command, use_headless_ba
 from oneshot.experiments import EXPERIMENTS, Experiment, describe_experiments, get_experiment
 
 if TYPE_CHECKING:
-    from oneshot.data import LabelledImages
     from oneshot.data.splits import ClassSpec
+    from oneshot.training.setup import RunData
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -78,6 +79,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SPEC",
         help="--images: classes held out to validate: a count (5), a fraction (0.2) or "
         "comma-separated class names (cat,dog) (default: a fifth, at least 5 up to half)",
+    )
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        metavar="MODEL",
+        help="--images: start from the network of this model.keras (a run's model, same "
+        "architecture; e.g. --image-size 35 for an omniglot-best model) instead of random "
+        "weights; its 'untrained' baseline is then that network. A lower --learning-rate "
+        "(e.g. 1e-4) keeps more of what it learned",
     )
     parser.add_argument(
         "--data-dir",
@@ -135,7 +146,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_experiment(args: argparse.Namespace) -> Experiment:
     """The experiment a command line asks for: the named one with the runs, steps, learning rate
-    and episodes it overrides (the configs a run folder's ``config.json`` records)."""
+    and episodes it overrides (the configs a run folder's ``config.json`` records), each run's
+    ``init_from`` file checked and its checksum recorded
+    (:func:`oneshot.training.pretrained.pinned`)."""
+    from oneshot.training.pretrained import pinned
+
     experiment = get_experiment(args.experiment, paper=args.paper)
     runs = experiment.runs
     if args.runs:
@@ -150,7 +165,7 @@ def build_experiment(args: argparse.Namespace) -> Experiment:
         overrides["steps"] = args.steps
     if args.learning_rate is not None:
         overrides["learning_rate"] = args.learning_rate
-    runs = tuple(dataclasses.replace(r, **overrides) for r in runs)
+    runs = tuple(pinned(dataclasses.replace(r, **overrides)) for r in runs)
     evaluation = experiment.evaluation
     if args.episodes is not None:
         evaluation = dataclasses.replace(evaluation, episodes=args.episodes)
@@ -181,7 +196,7 @@ def output_folder(args: argparse.Namespace) -> Path:
     return Path("runs") / (args.experiment or args.images.resolve().name)
 
 
-FOLDER_FLAGS = ("image_size", "channels", "validation_classes")
+FOLDER_FLAGS = ("image_size", "channels", "validation_classes", "init_from")
 
 
 def check_args(args: argparse.Namespace) -> Experiment | None:
@@ -238,6 +253,12 @@ def check_folder_args(args: argparse.Namespace) -> None:
         )
     if args.validation_classes is not None:
         class_spec(args.validation_classes)
+    if args.init_from is not None and not args.init_from.is_file():
+        what = "does not exist" if not args.init_from.exists() else "is a folder"
+        raise UsageError(
+            f"--init-from {args.init_from} {what}. Pass the model.keras of a trained run, e.g. "
+            "results/mnist-best/batch-hard/model.keras."
+        )
 
 
 def class_spec(text: str) -> ClassSpec:
@@ -261,12 +282,11 @@ def class_spec(text: str) -> ClassSpec:
         ) from None
 
 
-def build_folder_experiment(
-    args: argparse.Namespace,
-) -> tuple[Experiment, tuple[LabelledImages, LabelledImages]]:
+def build_folder_experiment(args: argparse.Namespace) -> tuple[Experiment, RunData]:
     """Read ``--images``, hold out its validation classes and fit the recommended recipe to
-    the rest: ``(experiment, (train, held_out))``, or a UsageError/DataError naming what is
-    wrong (nothing is written)."""
+    the rest (from ``--init-from``'s network if given): ``(experiment, data)``, the held-out
+    classes monitored and evaluated on alike (a folder has no test split), or a
+    UsageError/DataError naming what is wrong (nothing is written)."""
     import numpy as np
 
     from oneshot.data import load_image_folder
@@ -278,6 +298,8 @@ def build_folder_experiment(
         folder_experiment,
         recommended_run,
     )
+    from oneshot.training.pretrained import pinned
+    from oneshot.training.setup import RunData
 
     data = load_image_folder(args.images, image_size=args.image_size, channels=args.channels)
     height, width = data.images.shape[1:3]
@@ -300,6 +322,8 @@ def build_folder_experiment(
             f"cannot be held out: {err}"
         ) from None
     overrides = {"steps": args.steps, "learning_rate": args.learning_rate}
+    if args.init_from is not None:
+        overrides["init_from"] = str(args.init_from.resolve())
     try:
         run = recommended_run(
             np.bincount(train.labels), image_size=height, validation_classes=spec,
@@ -309,7 +333,11 @@ def build_folder_experiment(
         )  # fmt: skip
     except ValueError as err:
         raise UsageError(f"--images {args.images}: {err}") from None
-    return folder_experiment(run, args.episodes), (train, held)
+    try:
+        run = pinned(run)
+    except ValueError as err:
+        raise UsageError(f"--init-from {args.init_from}: {err}") from None
+    return folder_experiment(run, args.episodes), RunData(train, held, held)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,7 +73,7 @@ def indices_to_dataset(
     images: np.ndarray,
     structure: Callable[..., tuple],
     steps: int | None = None,
-    augment: bool = False,
+    augment: bool | float = False,
     seed: int | None = None,
     lookahead: bool = True,
     skip: int = 0,
@@ -113,13 +113,14 @@ def indices_to_dataset(
 
     parallel = tf.data.AUTOTUNE if lookahead else None
     ds = ds.map(to_images, num_parallel_calls=parallel, deterministic=lookahead or None)
-    if augment:
+    strength = float(augment)  # True: 1.0, Koch's ranges
+    if strength:
         seeds = tf.data.Dataset.random(seed=0 if seed is None else seed).batch(2)
         if skip:
             seeds = seeds.skip(skip)
         ds = tf.data.Dataset.zip((ds, seeds)).map(
             lambda arrays, s: tuple(
-                random_affine(x, s + 7 * i) if x.shape.rank == 4 else x
+                random_affine(x, s + 7 * i, strength=strength) if x.shape.rank == 4 else x
                 for i, x in enumerate(arrays)
             ),
             num_parallel_calls=parallel,
@@ -135,7 +136,7 @@ def pair_dataset(
     batch_size: int = 32,
     seed: int | None = None,
     steps: int | None = None,
-    augment: bool = False,
+    augment: bool | float = False,
     skip: int = 0,
 ) -> tf.data.Dataset:
     """Balanced random pairs, elements ``((x1, x2), y)``; infinite unless ``steps`` is given.
@@ -162,7 +163,7 @@ def triplet_dataset(
     batch_size: int = 32,
     seed: int | None = None,
     steps: int | None = None,
-    augment: bool = False,
+    augment: bool | float = False,
     skip: int = 0,
 ) -> tf.data.Dataset:
     """Random triplets, elements ``((a, p, n),)`` (inputs only, for a model adding its loss)."""
@@ -184,7 +185,7 @@ def quadruplet_dataset(
     batch_size: int = 32,
     seed: int | None = None,
     steps: int | None = None,
-    augment: bool = False,
+    augment: bool | float = False,
     reproduce_original_bug: bool = False,
     skip: int = 0,
 ) -> tf.data.Dataset:
@@ -211,7 +212,7 @@ def pk_dataset(
     steps: int | None = None,
     alphabets: np.ndarray | None = None,
     within_alphabet: bool = False,
-    augment: bool = False,
+    augment: bool | float = False,
     skip: int = 0,
 ) -> tf.data.Dataset:
     """P x K class-balanced batches for online mining, elements ``(images, labels)``.
@@ -232,7 +233,8 @@ def pk_dataset(
             chosen with probability proportional to ``max(its classes, p)``, which sees every
             class about equally often; see ``sample_pk_indices``. Defaults to False, whose
             batches are unchanged for a given seed.
-        augment: apply ``oneshot.data.augment.random_affine``. Defaults to False.
+        augment: apply ``oneshot.data.augment.random_affine``; a number > 0 is its
+            ``strength`` (True: 1, Koch's ranges). Defaults to False.
         skip: batches to fast-forward (see ``indices_to_dataset``). Defaults to 0.
 
     Example:

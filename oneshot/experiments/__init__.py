@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from oneshot.experiments.base import EvalConfig, Experiment
+from oneshot.experiments.few_class import mnist_few_class
 from oneshot.experiments.losses import omniglot_losses, omniglot_losses_tuning
 from oneshot.experiments.online import (
     batch_hard_loss,
@@ -69,6 +70,7 @@ EXPERIMENTS: dict[str, Callable[[bool], Experiment]] = {
     "omniglot-best-quadruplet": omniglot_best_quadruplet,
     "mnist-best": mnist_best,
     "mnist-heldout": mnist_heldout,
+    "mnist-few-class": mnist_few_class,
     "omniglot-losses-tuning": omniglot_losses_tuning,
     "omniglot-losses": omniglot_losses,
 }

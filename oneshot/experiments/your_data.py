@@ -12,7 +12,9 @@ training classes and validates on classes it holds out (a folder has no test spl
   compared with the untrained network and raw pixels on the same held-out episodes.
 
 The recipe is this one function, so a study of few-class data can change it in one place;
-``mnist-heldout`` runs it on MNIST digits 0-4, validated on 5-9.
+``mnist-heldout`` runs it on MNIST digits 0-4, validated on the training split's 5-9 and
+tested on the test split's 5-9, and ``mnist-few-class`` (:mod:`oneshot.experiments.few_class`)
+compares variants of it there.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ def recommended_run(
     module docstring).
 
     ``source`` says where the images come from: ``dataset="folder", folder=...,
-    folder_checksum=...`` (``--images``) or ``dataset="mnist"`` (``mnist-heldout``).
+    folder_checksum=...`` (``--images``) or ``dataset="mnist"`` (``mnist-heldout``), and may
+    add ``init_from=...`` (start from a trained run's network).
     ``validation_classes`` is recorded as given; the runner holds the same classes out again
     (the draw is fixed by ``oneshot.data.splits.VALIDATION_SEED``)."""
     if image_size < MIN_IMAGE_SIZE:
@@ -123,14 +126,16 @@ MNIST_DIGIT_SIZE = 6000
 
 
 def mnist_heldout(paper: bool) -> Experiment:
-    """The recipe on few classes: MNIST digits 0-4, validated (and evaluated) on 5-9 of the
-    training split; the test split is never loaded."""
+    """The recipe on few classes: MNIST digits 0-4, validated (the kept checkpoint) on the
+    training split's 5-9 and evaluated on the test split's 5-9, against the untrained network
+    and raw pixels."""
     run = recommended_run(
         [MNIST_DIGIT_SIZE] * 5, image_size=28, validation_classes=(5, 6, 7, 8, 9), dataset="mnist"
     )
     return Experiment(
         "mnist-heldout",
-        "The recommended recipe for your images on MNIST digits 0-4, validated on 5-9.",
+        "The recommended recipe for your images on MNIST digits 0-4, validated on training 5-9, "
+        "tested on test 5-9.",
         (run,),
         dataclasses.replace(RECIPE_EVAL, ways=(5,), cmc_classes=5),
     )

@@ -30,10 +30,10 @@ from oneshot.plots import (
     plot_roc_curves,
 )
 from oneshot.runs import HISTORY_FILE, METRICS_FILE, read_history
-from oneshot.training.baselines import compare_on_held_out, pixel_scorer
+from oneshot.training.baselines import baseline_warning, compare_on_held_out, pixel_scorer
 from oneshot.training.best import BEST_STEP
 from oneshot.training.callbacks import episode_task
-from oneshot.training.setup import TEST_SPLIT
+from oneshot.training.setup import TEST_SPLIT, held_out_split
 
 EMBEDDING_CLASSES = 10  # classes shown in the embedding plots
 
@@ -56,12 +56,18 @@ def _nway_tasks(
 
 
 def split_name(config: RunConfig) -> str:
-    """What the run is evaluated on: the test split, or the classes it held out."""
+    """What the run is evaluated on: the test split; the test split's images of the classes
+    it held out (MNIST); Omniglot's test split (``evaluation``, all new classes); or, without
+    a test split, the held-out classes or alphabets themselves."""
     if config.validation_alphabets:
         return "validation alphabets"
-    if config.validation_classes is not None:
+    if config.validation_classes is None:
+        return TEST_SPLIT[config.dataset]
+    if held_out_split(config) == "train":
         return "held-out classes"
-    return TEST_SPLIT[config.dataset]
+    if config.dataset == "omniglot":
+        return TEST_SPLIT["omniglot"]
+    return "held-out classes, test split"
 
 
 def _strip_curves(report: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -100,9 +106,12 @@ def assess_run(
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``test`` with the experiment's protocols; write metrics and plots.
 
-    A run that holds out classes also compares the model with ``untrained`` (the run's network
-    before training) and raw pixels on the same episodes of those classes (``heldout`` in
-    ``metrics.json``: :mod:`oneshot.training.baselines`), with the step of the kept checkpoint.
+    ``test`` is the run's ``RunData.test``: for a run that holds out classes of a dataset with
+    a test split, the test split's images of them (:func:`~oneshot.training.setup.
+    load_train_and_test`). Such a run also compares the model with ``untrained`` (the run's
+    network before the first step: random, or the pretrained ``init_from`` network) and raw
+    pixels on the same episodes of ``test`` (``heldout`` in ``metrics.json``:
+    :func:`held_out_report`), with the step of the kept checkpoint.
     """
     run_dir = Path(run_dir)
     scorer = Scorer.from_model(model, distance=config.eval_distance, shifts=config.test_shifts)
@@ -160,7 +169,16 @@ def held_out_report(
     seed: int,
 ) -> dict[str, Any]:
     """The model against the untrained network and raw pixels on the same held-out episodes
-    (:func:`oneshot.training.baselines.compare_on_held_out`), and the kept checkpoint's step."""
+    (:func:`oneshot.training.baselines.compare_on_held_out`), the kept checkpoint's step, and
+    where the numbers come from:
+
+    - ``evaluation_split``: ``"test"`` (images that neither trained the network nor chose its
+      checkpoint) or ``"train"`` (a folder, validation alphabets: the images the monitor chose
+      the checkpoint on, so optimistic); ``monitor_split`` is always ``"train"``;
+    - ``untrained_weights``: ``"random"`` (the seed's initial weights), or ``init_from`` and
+      ``init_checksum`` when the run started from a pretrained network, which is then the
+      ``untrained`` baseline.
+    """
     scorers = {"model": scorer, "pixels": pixel_scorer(config.input_shape)}
     if untrained is not None:
         scorers["untrained"] = Scorer.from_model(
@@ -169,6 +187,14 @@ def held_out_report(
     report = compare_on_held_out(
         scorers, test, episodes, seed, split_name(config), embeddings={"model": embeddings}
     )
+    report["evaluation_split"] = held_out_split(config)
+    report["monitor_split"] = "train"
+    report["untrained_weights"] = (
+        "random"
+        if config.init_from is None
+        else {"init_from": config.init_from, "init_checksum": config.init_checksum}
+    )
+    report["warning"] = baseline_warning(report)  # with the labels of the fields above
     history = read_history(run_dir) if (run_dir / HISTORY_FILE).exists() else None
     if history is not None and BEST_STEP in history:
         report["best_step"] = int(history[BEST_STEP][-1])

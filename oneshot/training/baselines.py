@@ -6,7 +6,9 @@ set, 53-57% 5-way 1-shot on 5 unseen classes against 60% untrained). So a run th
 classes also scores, on the very same episodes of those classes:
 
 - ``untrained``: the run's network with the weights it had before the first step (same seed;
-  saved by the runner as ``untrained.weights.h5`` in the run folder before training);
+  saved by the runner as ``untrained.weights.h5`` in the run folder before training); for a run
+  started from a pretrained network (``init_from``), that network: did training on the run's
+  classes improve on it?
 - ``pixels``: the images themselves, flattened, compared by Euclidean distance.
 
 The model beats a baseline when the 95% confidence interval of the per-episode accuracy
@@ -116,15 +118,35 @@ def compare_on_held_out(
 def _task(report: Mapping[str, Any]) -> str:
     p = report["protocol"]
     within = " within-group" if p["within_alphabet"] else ""
-    return f"{p['classes']} held-out classes, {p['task']}{within}, {p['episodes']} episodes"
+    where = " (test split)" if report.get("evaluation_split") == "test" else ""
+    return f"{p['classes']} held-out classes{where}, {p['task']}{within}, {p['episodes']} episodes"
+
+
+def _pretrained(report: Mapping[str, Any]) -> bool:
+    """Whether the ``untrained`` baseline is a pretrained network (the run's ``init_from``)."""
+    return isinstance(report.get("untrained_weights"), Mapping)
+
+
+def _labels(report: Mapping[str, Any]) -> dict[str, str]:
+    start = "pretrained start" if _pretrained(report) else "untrained"
+    return {"model": "trained", "untrained": start, "pixels": "raw pixels"}
 
 
 def _scores(report: Mapping[str, Any]) -> str:
-    labels = {"model": "trained", "untrained": "untrained", "pixels": "raw pixels"}
     return ", ".join(
         f"{label} {report[name]['accuracy']:.1%} ± {100 * report[name]['ci95']:.1f}"
-        for name, label in labels.items()
+        for name, label in _labels(report).items()
         if name in report
+    )
+
+
+def _margins(report: Mapping[str, Any]) -> str:
+    labels = _labels(report)
+    return ", ".join(
+        f"vs {labels[name]} {100 * report[f'vs_{name}']['difference']:+.1f} ± "
+        f"{100 * report[f'vs_{name}']['ci95']:.1f} points"
+        for name in BASELINES
+        if f"vs_{name}" in report
     )
 
 
@@ -134,8 +156,11 @@ def baseline_warning(report: Mapping[str, Any]) -> str | None:
     lost = [name for name in BASELINES if not report.get(f"vs_{name}", {"beaten": True})["beaten"]]
     if not lost:
         return None
+    names = dict(BASELINES)
+    if _pretrained(report):
+        names["untrained"] = "the pretrained network it started from"
     return (
-        f"the trained model does not beat {' nor '.join(BASELINES[n] for n in lost)} on "
+        f"the trained model does not beat {' nor '.join(names[n] for n in lost)} on "
         f"{_task(report)} ({_scores(report)}; the model beats a baseline when the 95% CI of "
         "their per-episode difference is above zero). Training did not transfer to unseen "
         "classes: try more classes, fewer steps, or another recipe."
@@ -143,8 +168,12 @@ def baseline_warning(report: Mapping[str, Any]) -> str | None:
 
 
 def comparison_line(report: Mapping[str, Any]) -> str:
-    """One line for a :func:`compare_on_held_out` report (with the kept step, if known)."""
+    """One line for a :func:`compare_on_held_out` report: each accuracy, the model's paired
+    difference with each baseline, and the kept step, if known."""
     line = f"{_task(report)}: {_scores(report)}"
+    margins = _margins(report)
+    if margins:
+        line += f" (trained {margins})"
     if "best_step" in report:
         line += f"; kept the checkpoint of step {report['best_step']} of {report['steps_trained']}"
     return line

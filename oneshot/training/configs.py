@@ -10,6 +10,7 @@ distances as Keras configs); :func:`from_legacy_dict` reads oneshot 0.1's format
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -24,7 +25,10 @@ DATASETS = ("mnist", "omniglot", "folder")
 # older run stays what this code writes for it.
 WRITTEN_WHEN_SET = (
     "folder", "folder_checksum", "channels", "validation_classes", "keep_best", "patience",
+    "augment_strength", "init_from", "init_checksum",
 )  # fmt: skip
+MAX_AUGMENT_STRENGTH = 3.0  # beyond, the scale range (1 +- 0.2 x strength) nears zero
+CHECKSUM_PREFIX = "sha256:"
 
 
 def refuse(field_name: str, value: Any, expected: str) -> None:
@@ -51,15 +55,22 @@ class RunConfig:
     image_size: int = 28
     channels: int = 1  # 3: colour images (folders only)
     augment: bool = False
+    # augment: Koch's affine ranges multiplied by this (oneshot.data.augment.random_affine)
+    augment_strength: float = 1.0
     rotated_classes: bool = False  # Omniglot: add 90/180/270-degree rotations as new classes
     validation_alphabets: int = 0  # >0: tune mode, hold out this many background alphabets
     # any dataset: hold out these classes of the training split (a count, a fraction or a list
-    # of names or labels; oneshot.data.splits.hold_out_classes), monitored and evaluated on
+    # of names or labels; oneshot.data.splits.hold_out_classes), monitored on; evaluated on
+    # the test split (MNIST: its images of these classes) or, for a folder, on the same images
     validation_classes: int | float | tuple[int | str, ...] | None = None
     # network
     network: str = "conv4"
     embedding_dim: int = 64
     network_kwargs: dict[str, Any] = field(default_factory=dict)
+    # start from the embedding network of this model.keras (same architecture and input shape)
+    # instead of random weights; its sha256 is pinned in init_checksum (oneshot.training.pretrained)
+    init_from: str | None = None
+    init_checksum: str | None = None
     # optimisation
     steps: int = 2000
     learning_rate: float = 1e-3
@@ -87,6 +98,8 @@ class RunConfig:
             refuse("validation_alphabets", self.validation_alphabets, "0 unless dataset='omniglot'")
         self._check_data()
         self._check_held_out()
+        self._check_init()
+        self._check_augment()
         if self.rotated_classes and self.dataset != "omniglot":
             refuse("rotated_classes", self.rotated_classes, "False unless dataset='omniglot'")
         for name in ("steps", "log_every", "image_size", "embedding_dim"):
@@ -112,6 +125,31 @@ class RunConfig:
         if self.channels not in (1, 3) or (self.channels == 3 and self.dataset != "folder"):
             refuse("channels", self.channels, "1 (grey), or 3 (colour) when dataset='folder'")
 
+    def _check_init(self) -> None:
+        if isinstance(self.init_from, os.PathLike):
+            object.__setattr__(self, "init_from", os.fspath(self.init_from))
+        if self.init_from is not None and not (isinstance(self.init_from, str) and self.init_from):
+            refuse("init_from", self.init_from, "None or the path of a model.keras")
+        checksum = self.init_checksum
+        if checksum is not None and (
+            self.init_from is None
+            or not isinstance(checksum, str)
+            or not checksum.startswith(CHECKSUM_PREFIX)
+        ):
+            refuse("init_checksum", checksum,
+                   f"None, or '{CHECKSUM_PREFIX}<hex>' of the init_from file (set by "
+                   "oneshot.training.pretrained.pinned)")  # fmt: skip
+
+    def _check_augment(self) -> None:
+        strength = self.augment_strength
+        number = isinstance(strength, int | float) and not isinstance(strength, bool)
+        if not (number and 0 < strength <= MAX_AUGMENT_STRENGTH) or (
+            strength != 1.0 and not self.augment
+        ):
+            refuse("augment_strength", strength,
+                   f"a number in (0, {MAX_AUGMENT_STRENGTH:g}] (1: Koch's ranges), other than 1 "
+                   "only with augment=True")  # fmt: skip
+
     def _check_held_out(self) -> None:
         spec = self.validation_classes
         if isinstance(spec, list):  # from JSON
@@ -136,8 +174,11 @@ class RunConfig:
 
     @property
     def held_out(self) -> bool:
-        """Whether the run holds out classes of its training split (and never loads the test
-        split): ``validation_classes`` or ``validation_alphabets``."""
+        """Whether the run holds out classes of its training split (monitored, and compared
+        with the untrained network and raw pixels after training): ``validation_classes`` or
+        ``validation_alphabets``. Their evaluation uses the test split when the dataset has
+        one and the classes are not alphabets for tuning
+        (:func:`oneshot.training.setup.held_out_split`)."""
         return self.validation_classes is not None or bool(self.validation_alphabets)
 
     @property

@@ -25,6 +25,13 @@ class OutputExistsError(UsageError, RuntimeError):
     or ``--resume`` asks for settings other than the stored run's."""
 
 
+# checksums of a run's input files in its config: key -> (what, the field naming the file)
+CHANGED_INPUTS = {
+    "folder_checksum": ("the folder", "folder"),
+    "init_checksum": ("the pretrained model", "init_from"),
+}
+
+
 def run_state(run_dir: Path) -> str:
     """``"finished"`` (a model), ``"interrupted"`` (a config, history or checkpoint but no
     model) or ``"absent"`` (nothing of a run; a stale ``.lock`` does not count)."""
@@ -111,9 +118,16 @@ def check_run(
             _normalised({k: v for k, v in record.items() if k in old}),
         )
     if differences:
+        asked = config.to_dict()
+        changed = [
+            f"{what} {getattr(config, field)} changed since the run started"
+            for key, (what, field) in CHANGED_INPUTS.items()
+            if stored is not None and key in asked and stored.get(key) != asked[key]
+        ]
         raise OutputExistsError(
             f"--resume asks for other settings than the run in {run_dir} was started with: "
             + "; ".join(differences)
+            + "".join(f" ({c})" for c in changed)
             + ". Resume with the run's settings, or pass --overwrite (or another --out) to "
             "train with the new ones."
         )

@@ -19,6 +19,7 @@ A run folder is written only by its own run:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -55,7 +56,14 @@ from oneshot.training.folders import (
     truncate_history,
 )
 from oneshot.training.lock import FolderLock
-from oneshot.training.setup import build_dataset, build_model, load_train_and_test
+from oneshot.training.pretrained import pinned
+from oneshot.training.setup import (
+    RunData,
+    as_run_data,
+    build_dataset,
+    build_model,
+    load_train_and_test,
+)
 
 STRATEGIES = ("none", "mirrored", "multiworker")
 
@@ -83,16 +91,19 @@ def train_run(
     overwrite: bool = False,
     strategy: str = "none",
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
-    data: tuple[LabelledImages, LabelledImages] | None = None,
+    data: RunData | tuple[LabelledImages, LabelledImages] | None = None,
 ) -> keras.Model:
     """Train one run into ``run_dir`` (resuming if asked) and return the trained model.
 
     The folder is checked first (:func:`check_run`: nothing is written if the run is refused)
-    and locked while training (a second run into it fails at once). ``data`` is the run's
-    (training, held-out) pair if already loaded
-    (:func:`oneshot.training.setup.load_train_and_test`).
+    and locked while training (a second run into it fails at once). A run with ``init_from``
+    records the file's checksum (:func:`oneshot.training.pretrained.pinned`). ``data`` is the
+    run's :class:`~oneshot.training.setup.RunData` if already loaded
+    (:func:`oneshot.training.setup.load_train_and_test`), or a (training, held-out) pair
+    monitored and evaluated on alike.
     """
     run_dir = Path(run_dir)
+    config = pinned(config)
     check_run(config, run_dir, seed, resume, overwrite)
     with FolderLock(run_dir):
         return _train_locked(
@@ -107,7 +118,8 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
     model_path = run_dir / MODEL_FILE
     if resume and not overwrite and model_path.exists():
         return load_model(model_path)
-    train, test = data or load_train_and_test(config, data_dir)  # a data error changes nothing
+    # a data error changes nothing
+    train, _, monitored = as_run_data(data or load_train_and_test(config, data_dir))
     if overwrite or not resume:  # a new folder, or --overwrite
         clear_run_folder(run_dir)
         resume = False
@@ -120,7 +132,7 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
     tf.config.experimental.enable_op_determinism()  # same seed, same loss curve on CPU
     with get_strategy(strategy).scope():
         model = build_model(config, train)
-    if config.held_out:  # the untrained baseline: the weights before any step
+    if config.held_out:  # the untrained baseline: the weights before any step (or init_from's)
         save_untrained(model, run_dir)
     checkpoint = read_checkpoint(run_dir) if resume else None
     done_epochs, done_steps = (0, 0) if checkpoint is None else (
@@ -129,7 +141,7 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
         restore_checkpoint(model, checkpoint)  # before the input: hard batches are mined with it
     history = run_dir / HISTORY_FILE
     truncate_history(history, done_steps)
-    monitor = _monitor(config, test, seed)
+    monitor = _monitor(config, monitored, seed)
     keeper = None
     if config.keep_best:  # the config ensures a monitor on held-out classes
         keeper = KeepBest(run_dir, monitor[0].key, config.log_every, config.steps, config.patience)
@@ -177,9 +189,9 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
 
 
 def _monitor(config: RunConfig, test: LabelledImages, seed: int) -> list[EpisodeMonitor]:
-    """The run's EpisodeMonitor on a small part of its held-out set, if it asks for one: 1-shot
-    episodes, 20-way within-alphabet on Omniglot, fewer ways on fewer classes
-    (:func:`episode_task`)."""
+    """The run's EpisodeMonitor on a small part of ``test`` (its ``RunData.monitor``), if it
+    asks for one: 1-shot episodes, 20-way within-alphabet on Omniglot, fewer ways on fewer
+    classes (:func:`episode_task`)."""
     if not config.monitor_episodes:
         return []
     keep = monitor_indices(test, config.monitor_drawers, seed)
@@ -204,16 +216,22 @@ def run_experiment(
     strategy: str = "none",
     evaluate: bool = True,
     command: str = "",
-    data: tuple[LabelledImages, LabelledImages] | None = None,
+    data: RunData | tuple[LabelledImages, LabelledImages] | None = None,
 ) -> dict[str, Any]:
     """Train (and evaluate) every run of ``experiment`` under ``out``; return the summary.
 
-    Every run folder is checked (:func:`check_run`) and locked, and the first run's data is
-    loaded, before anything is written: a refused run, a folder in use or missing data leave
-    the disk as it was. ``data``: the first run's (training, held-out) pair if already loaded
-    (:func:`oneshot.training.setup.load_train_and_test`).
+    Every run's ``init_from`` file is checked and its checksum recorded
+    (:func:`oneshot.training.pretrained.pinned`), every run folder is checked
+    (:func:`check_run`) and locked, and the first run's data is loaded, before anything is
+    written: a refused run, a folder in use or missing data leave the disk as it was. ``data``:
+    the first run's :class:`~oneshot.training.setup.RunData` if already loaded
+    (:func:`oneshot.training.setup.load_train_and_test`), or a (training, held-out) pair.
+
+    A run that holds out classes is evaluated on ``RunData.test``: for MNIST the test split's
+    images of those classes, not the training-split images its monitor chose the checkpoint on.
     """
     out = Path(out)
+    experiment = dataclasses.replace(experiment, runs=tuple(pinned(c) for c in experiment.runs))
     settings = {"strategy": strategy}
     if evaluate:
         settings["evaluation"] = experiment.to_dict()["evaluation"]
@@ -224,7 +242,7 @@ def run_experiment(
     with contextlib.ExitStack() as locks:
         for config in experiment.runs:
             locks.enter_context(FolderLock(out / config.name))
-        first = data or load_train_and_test(experiment.runs[0], data_dir)
+        first = as_run_data(data or load_train_and_test(experiment.runs[0], data_dir))
         record = {
             **experiment.to_dict(),
             "command": command,
@@ -256,9 +274,9 @@ def run_experiment(
 
                 untrained = None
                 if config.held_out:
-                    untrained = load_untrained(build_model(config, data[0]), run_dir)
+                    untrained = load_untrained(build_model(config, data.train), run_dir)
                 entry["metrics"] = assess_run(
-                    model, config, experiment.evaluation, data[1], run_dir, data_dir, seed,
+                    model, config, experiment.evaluation, data.test, run_dir, data_dir, seed,
                     untrained=untrained,
                 )  # fmt: skip
             entry["wall_seconds"] = round(time.perf_counter() - started, 1)

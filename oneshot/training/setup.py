@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -12,24 +13,22 @@ from oneshot.data import DataError, load_image_folder, load_mnist, load_omniglot
 from oneshot.data.datasets import TEST_SPLIT, TRAIN_SPLIT, LabelledImages
 from oneshot.data.fingerprint import fingerprint
 from oneshot.data.samplers import pair_dataset, pk_dataset, quadruplet_dataset, triplet_dataset
-from oneshot.data.splits import hold_out_classes
+from oneshot.data.splits import class_names, hold_out_classes, resolve_classes, subset_classes
 from oneshot.data.variants import hold_out_alphabets, with_rotated_classes
 from oneshot.experiments import OnlineRun, QuadrupletRun, RunConfig, SiameseRun, TripletRun
 from oneshot.losses.proxies import ProxyLoss
 from oneshot.miners import HardBatchMiner
 from oneshot.models import build_online, build_quadruplet, build_siamese, build_triplet
 from oneshot.networks import build_network
+from oneshot.training.pretrained import initialise
 
 
 def load_split(config: RunConfig, split: str, data_dir: str | Path | None) -> LabelledImages:
-    """The run's dataset split at the run's image size (MNIST is always 28x28)."""
+    """The run's dataset split at the run's image size (MNIST's 28x28 digits resized by area
+    averaging when ``image_size`` is not 28, e.g. 35 for a network pretrained on Omniglot)."""
     if config.dataset == "mnist":
-        if config.image_size != 28:
-            raise ValueError(
-                f"MNIST images are 28x28; the config asks for image_size={config.image_size}. "
-                "Set image_size=28 for MNIST experiments."
-            )
-        return load_mnist(split, data_dir=data_dir)
+        size = None if config.image_size == 28 else config.image_size
+        return load_mnist(split, data_dir=data_dir, image_size=size)
     return load_omniglot(split, image_size=config.image_size, data_dir=data_dir)
 
 
@@ -47,16 +46,56 @@ def load_folder(config: RunConfig) -> LabelledImages:
     return data
 
 
-def load_train_and_test(
-    config: RunConfig, data_dir: str | Path | None
-) -> tuple[LabelledImages, LabelledImages]:
-    """The run's training set and the held-out set it is evaluated (and monitored) on.
+class RunData(NamedTuple):
+    """A run's data (:func:`load_train_and_test`).
 
-    Normally the dataset's training and test splits. With ``validation_alphabets`` (tuning),
-    both come from the Omniglot background set: whole alphabets are held out for validation and
-    the evaluation alphabets are never touched. With ``validation_classes`` (any dataset, and
-    always for a folder, which has no test split), classes of the training split are held out
-    (``oneshot.data.splits.hold_out_classes``) and the test split is never loaded.
+    Attributes:
+        train: what it trains on.
+        test: what its final evaluation (``metrics.json``) uses.
+        monitor: what the episode monitor measures during training, and ``keep_best`` chooses
+            the kept checkpoint on (a few images of each class: ``monitor_indices``).
+    """
+
+    train: LabelledImages
+    test: LabelledImages
+    monitor: LabelledImages
+
+
+def as_run_data(data: RunData | tuple[LabelledImages, LabelledImages]) -> RunData:
+    """``data`` as a :class:`RunData`; a ``(train, held_out)`` pair monitors and evaluates on
+    the same held-out set (a folder, which has no test split)."""
+    if isinstance(data, RunData):
+        return data
+    train, test = data
+    return RunData(train, test, test)
+
+
+def held_out_split(config: RunConfig) -> str:
+    """Which split a run with held-out classes is evaluated on: ``"test"`` (the dataset's test
+    split: images that neither trained the network nor chose its checkpoint) or ``"train"``
+    (a folder, which has no test split, and validation alphabets: the images the monitor chose
+    the checkpoint on, so its numbers are optimistic)."""
+    if config.validation_classes is not None and config.dataset != "folder":
+        return "test"
+    return "train"
+
+
+def load_train_and_test(config: RunConfig, data_dir: str | Path | None) -> RunData:
+    """The run's training set, the set its final evaluation uses and the set its monitor
+    watches (:class:`RunData`).
+
+    - Normally the dataset's training and test splits (the monitor, if any, logs on the test
+      split; nothing is chosen with it).
+    - ``validation_alphabets`` (tuning, Omniglot): whole background alphabets are held out, and
+      both monitored and evaluated on; the evaluation alphabets are never touched.
+    - ``validation_classes``: classes of the training split are held out
+      (``oneshot.data.splits.hold_out_classes``); the monitor (and ``keep_best``) watch their
+      training-split images. The final evaluation uses the TEST split: on MNIST its images of
+      the same held-out classes (the training classes' test images are left out); on Omniglot,
+      whose test split (the evaluation alphabets) holds only classes never trained on, all of
+      it. A folder has no test split: it is evaluated on the images the monitor watched
+      (:func:`held_out_split`).
+
     ``rotated_classes`` adds rotations to training.
     """
     if config.dataset == "folder":
@@ -65,13 +104,29 @@ def load_train_and_test(
         train = load_split(config, TRAIN_SPLIT[config.dataset], data_dir)
     if config.validation_alphabets:
         train, test = hold_out_alphabets(train, config.validation_alphabets)
+        monitor = test
     elif config.validation_classes is not None:
-        train, test = hold_out_classes(train, config.validation_classes)
+        train, monitor = hold_out_classes(train, config.validation_classes)
+        test = monitor
+        if held_out_split(config) == "test":
+            test = held_out_test(config, monitor, data_dir)
     else:
         test = load_split(config, TEST_SPLIT[config.dataset], data_dir)
+        monitor = test
     if config.rotated_classes:  # Omniglot only (checked by the config)
         train = with_rotated_classes(train)
-    return train, test
+    return RunData(train, test, monitor)
+
+
+def held_out_test(
+    config: RunConfig, held_out: LabelledImages, data_dir: str | Path | None
+) -> LabelledImages:
+    """The test split's images of the classes ``held_out`` holds (by name, labelled in its
+    order); all of Omniglot's test split, whose classes are all new."""
+    test = load_split(config, TEST_SPLIT[config.dataset], data_dir)
+    if config.dataset == "omniglot":
+        return test
+    return subset_classes(test, resolve_classes(test, class_names(held_out)))
 
 
 def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
@@ -87,7 +142,9 @@ def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
 
 
 def build_model(config: RunConfig, train: LabelledImages | None = None) -> keras.Model:
-    """The compiled training model of the config's kind around a fresh embedding network.
+    """The compiled training model of the config's kind around a fresh embedding network, or
+    one that starts from the pretrained weights of ``init_from``
+    (:func:`oneshot.training.pretrained.initialise`).
 
     ``train``: the training set, for losses with class weights (``oneshot.losses.ProxyLoss``):
     their ``num_classes`` is set from its labels when the config leaves it None, and must
@@ -96,6 +153,8 @@ def build_model(config: RunConfig, train: LabelledImages | None = None) -> keras
     embedding = build_network(
         config.network, config.input_shape, config.embedding_dim, **config.network_kwargs
     )
+    if config.init_from is not None:
+        initialise(embedding, config)
     optimizer = make_optimizer(config)
     if isinstance(config, SiameseRun):
         return build_siamese(
@@ -145,7 +204,8 @@ def build_dataset(
     after ``skip`` batches (a resumed run; for hard batches the model must already hold the
     weights it had then, since the next batch is mined when the dataset is built).
     """
-    common = dict(seed=seed, augment=config.augment, skip=skip)
+    augment = config.augment_strength if config.augment else False
+    common = dict(seed=seed, augment=augment, skip=skip)
     if isinstance(config, OnlineRun):
         return pk_dataset(
             train.images,
