@@ -146,26 +146,41 @@ def test_untrained_weights_are_the_weights_before_the_first_step(tmp_path, data_
     assert not np.array_equal(model.get_weights()[0], snaps.initial[0])
 
 
+def _first_per_class(data, count: int, classes: int = 5):
+    from oneshot.data.datasets import LabelledImages
+
+    keep = np.concatenate([np.flatnonzero(data.labels == c)[:count] for c in range(classes)])
+    return LabelledImages(data.images[keep], data.labels[keep], class_names=data.class_names)
+
+
 def test_baselines_and_warning_in_metrics_after_one_step(tmp_path, data_dir):
     """One training step does not beat raw pixels (about 50% 5-way on digits 5-9): metrics.json
-    holds the model and both baselines on the same episodes of the held-out digits (training
-    split, never the test split) and the warning naming the baselines not beaten."""
-    from oneshot.data.datasets import LabelledImages
-    from oneshot.training.assess import assess_run
-    from oneshot.training.baselines import load_untrained
-    from oneshot.training.runner import train_run
-    from oneshot.training.setup import build_model, load_train_and_test
+    holds the model and both baselines on the same episodes of the held-out digits of the TEST
+    split (the monitor watched their training-split images), and the warning naming the
+    baselines not beaten."""
+    from oneshot.data import load_mnist
+    from oneshot.experiments import Experiment
+    from oneshot.training.runner import run_experiment
+    from oneshot.training.setup import RunData, load_train_and_test
 
-    config = held_out_run(steps=1, log_every=1)
-    train, held = load_train_and_test(config, data_dir)
-    assert held.class_names == ["5", "6", "7", "8", "9"] and len(held) > 20000  # training split
-    model = train_run(config, tmp_path, data_dir, data=(train, held))
-    keep = np.concatenate([np.flatnonzero(held.labels == c)[:40] for c in range(5)])
-    small = LabelledImages(held.images[keep], held.labels[keep], class_names=held.class_names)
-    untrained = load_untrained(build_model(config, train), tmp_path)
-    assess_run(model, config, TINY_EVAL, small, tmp_path, data_dir, untrained=untrained)
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    config = held_out_run(name="one-step", steps=1, log_every=1)
+    data = load_train_and_test(config, data_dir)
+    test = load_mnist("test", data_dir=data_dir)
+    assert data.monitor.class_names == ["5", "6", "7", "8", "9"]
+    assert len(data.monitor) > 20000  # the training split's 5-9
+    assert data.test.class_names == ["5", "6", "7", "8", "9"]
+    assert len(data.test) == int(np.sum(test.labels >= 5))  # the test split's 5-9 only
+    # small sets, told apart by their classes: the monitor's 3 (3-way), the evaluation's 5
+    monitor = _first_per_class(data.monitor, 8, classes=3)
+    small = RunData(data.train, _first_per_class(data.test, 40), monitor)
+    experiment = Experiment("tiny", "one step", (config,), TINY_EVAL)
+    run_experiment(experiment, tmp_path, data_dir, data=small)
+    assert "monitor_3way" in history(tmp_path / config.name)[0]
+    metrics = json.loads((tmp_path / config.name / "metrics.json").read_text())
+    assert metrics["images"] == 200  # the evaluation set, not the monitor's 40 images
     report = metrics["heldout"]
+    assert report["evaluation_split"] == "test" and report["monitor_split"] == "train"
+    assert report["untrained_weights"] == "random"
     assert report["protocol"]["task"] == "5-way 1-shot" and report["protocol"]["classes"] == 5
     for name in ("model", "untrained", "pixels"):
         assert report[name]["protocol"] == report["model"]["protocol"]
@@ -177,7 +192,7 @@ def test_baselines_and_warning_in_metrics_after_one_step(tmp_path, data_dir):
     assert "raw pixels" in lost
     assert ("the untrained network" in lost) == (not report["vs_untrained"]["beaten"])
     assert report["best_step"] == 1
-    assert metrics["split"] == "held-out classes" and metrics["classes"] == 5
+    assert metrics["split"] == "held-out classes, test split" and metrics["classes"] == 5
     assert [t["protocol"]["n_way"] for t in metrics["nway"]] == [5]  # 10-way capped at 5
 
 

@@ -377,6 +377,29 @@ def test_affine_moves_a_dot_within_koch_ranges():
     assert np.std(cx) > 0.3 and np.std(cy) > 0.3
 
 
+def test_augment_strength_scales_every_range():
+    """A dot 6 px right of centre moves further as the strength grows (same draws, wider
+    ranges); strength 1 is the default bit for bit, and one that makes the scale <= 0 fails."""
+    images = np.zeros((64, 41, 41, 1), np.float32)
+    images[:, 20, 26] = 1.0
+    ys, xs = np.mgrid[:41, :41]
+    seed = tf.constant([0, 1])
+
+    def moved(strength: float) -> float:
+        out = random_affine(tf.constant(images), seed, strength=strength).numpy()[..., 0]
+        mass = out.sum(axis=(1, 2))
+        cx, cy = (out * xs).sum(axis=(1, 2)) / mass, (out * ys).sum(axis=(1, 2)) / mass
+        return float(np.mean(np.hypot(cx - 26, cy - 20)))
+
+    np.testing.assert_array_equal(
+        random_affine(tf.constant(images), seed, strength=1.0).numpy(),
+        random_affine(tf.constant(images), seed).numpy(),
+    )
+    assert moved(0.5) < 0.7 * moved(1.0) and moved(2.0) > 1.4 * moved(1.0)
+    with pytest.raises(ValueError, match="strength"):
+        random_affine(tf.constant(images), seed, strength=5.0)
+
+
 def test_augment_flag_changes_images_deterministically(mnist):
     images, labels = mnist
     plain, _ = next(iter(pk_dataset(images, labels, 2, 2, seed=0)))

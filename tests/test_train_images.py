@@ -101,6 +101,15 @@ def _unreadable(root: Path, data_dir: Path) -> Path:
     return root
 
 
+def _with_35px_network(root: Path, data_dir: Path) -> Path:
+    """Digits, and beside them a bare conv4 network for 35x35 images (an omniglot-best's)."""
+    from oneshot.networks import build_network
+
+    export_digits(root, data_dir, classes=4, per_class=3)
+    build_network("conv4", (35, 35, 1), 64, width=64).save(root.parent / "omniglot.keras")
+    return root
+
+
 def _not_square(root: Path, data_dir: Path) -> Path:
     for c in range(4):
         (root / f"c{c}").mkdir(parents=True)
@@ -122,9 +131,14 @@ def _not_square(root: Path, data_dir: Path) -> Path:
         (_not_square, [], "the images are 30x20"),
         (_three_classes, ["--image-size", "8"], "--image-size must be >= 16"),
         (_three_classes, ["--paper"], "--paper applies to --experiment only"),
+        (_three_classes, ["--init-from", "nowhere/model.keras"],
+         "--init-from nowhere/model.keras does not exist"),
+        (_with_35px_network, ["--init-from", "__folder__/../omniglot.keras"],
+         "input shapes differ. Set the run's image_size to 35 and channels to 1 (--image-size 35"),
     ],
     ids=["missing", "one-class", "too-few-to-hold-out", "too-few-to-train", "unknown-class",
-         "bad-count", "unreadable", "not-square", "too-small", "paper"],
+         "bad-count", "unreadable", "not-square", "too-small", "paper", "init-missing",
+         "init-other-shape"],
 )  # fmt: skip
 def test_bad_images_input_is_one_line_and_writes_nothing(tmp_path, data_dir, capsys, make, extra,
                                                          message):  # fmt: skip
@@ -134,6 +148,7 @@ def test_bad_images_input_is_one_line_and_writes_nothing(tmp_path, data_dir, cap
     if make is not None:
         make(folder, data_dir)
     out = tmp_path / "out"
+    extra = [e.replace("__folder__", str(folder)) for e in extra]
     assert main(["--images", str(folder), "--out", str(out), "--steps", "2", *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err, err
@@ -148,4 +163,6 @@ def test_folder_flags_need_images(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["--experiment", "mnist-best", "--image-size", "32", "--out", str(out)]) == 2
     assert "--image-size applies to --images only" in capsys.readouterr().err
+    assert main(["--experiment", "mnist-best", "--init-from", "m.keras", "--out", str(out)]) == 2
+    assert "--init-from applies to --images only" in capsys.readouterr().err
     assert not out.exists()

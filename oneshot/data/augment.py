@@ -56,7 +56,7 @@ def random_affine(
         )
     if strength != 1.0:  # 1.0 leaves the given ranges bit for bit
         low, high = 1.0 - (1.0 - scale[0]) * strength, 1.0 + (scale[1] - 1.0) * strength
-        if not strength > 0 or low <= 0:
+        if not strength > 0 or low < 1e-3:  # a scale of (about) 0 cannot be inverted
             raise ValueError(
                 "Invalid value for argument `strength`. Expected a number > 0 that keeps the "
                 f"scale range positive (here below {1.0 / (1.0 - scale[0]):g}). Received: "
