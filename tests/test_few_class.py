@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from oneshot.data import load_mnist
+from oneshot.data import load_mnist, load_omniglot
 from oneshot.experiments import OnlineRun, RunConfig, get_experiment
 from oneshot.losses import NTXentLoss, TripletMarginLoss
 from oneshot.miners import BatchHardMiner
@@ -45,6 +45,16 @@ def test_held_out_classes_are_tested_on_the_test_split_and_a_folder_on_itself(tm
     np.testing.assert_array_equal(data.test.labels, test.labels[test.labels >= 5] - 5)
     assert data.test.class_names == data.monitor.class_names == ["5", "6", "7", "8", "9"]
     assert held_out_split(config) == "test" and split_name(config) == "held-out classes, test split"
+
+    # Omniglot's test split (the evaluation alphabets) holds only new classes: all of it
+    omniglot = tiny_run(dataset="omniglot", validation_classes=0.05)
+    data = load_train_and_test(omniglot, data_dir)
+    evaluation = load_omniglot("evaluation", image_size=28, data_dir=data_dir)
+    np.testing.assert_array_equal(data.test.images, evaluation.images)
+    assert set(data.monitor.class_names) <= set(load_omniglot("background", data_dir=data_dir,
+                                                              image_size=28).class_names)  # fmt: skip
+    assert len(data.train) + len(data.monitor) == 19280
+    assert split_name(omniglot) == "evaluation" and held_out_split(omniglot) == "test"
 
     for c in range(4):  # a folder: no test split, evaluated on the images it monitored
         (tmp_path / f"c{c}").mkdir()
