@@ -359,8 +359,10 @@ def test_tuning_run_uses_held_out_background_alphabets_and_logs_accuracy(tmp_pat
     first = Experiment("tune", "t", (run,), evaluation)
     second = dataclasses.replace(first, runs=(dataclasses.replace(run, name="plain"),))
     run_experiment(first, tmp_path, data_dir, command="cmd rot")
+    assert not (tmp_path / "comparison.png").exists()  # one finished run: nothing to compare
     summary = run_experiment(second, tmp_path, data_dir, command="cmd plain")
     assert set(summary["runs"]) == {"rot", "plain"}
+    assert (tmp_path / "comparison.png").stat().st_size > 0  # both calls' runs
     record = json.loads((tmp_path / "experiment.json").read_text())
     assert record["commands"] == {"rot": "cmd rot", "plain": "cmd plain"}
     assert [r["name"] for r in record["runs"]] == ["rot", "plain"]
@@ -374,6 +376,37 @@ def test_tuning_run_uses_held_out_background_alphabets_and_logs_accuracy(tmp_pat
     assert "skipped" in metrics["lake"] and "mnist_transfer" not in metrics
     assert metrics["test_shifts"] == 1
     assert metrics["classes"] < 659  # 6 background alphabets, not the evaluation set
+
+
+def test_an_interrupted_experiment_keeps_the_summary_of_its_finished_runs(
+    tmp_path, data_dir, monkeypatch
+):
+    import dataclasses
+
+    from oneshot.experiments import EvalConfig
+    from oneshot.training import runner
+
+    run = OnlineRun(
+        name="done", dataset="mnist", network="conv4", embedding_dim=8,
+        network_kwargs={"width": 8}, loss=TripletMarginLoss(miner=BatchHardMiner()),
+        classes_per_batch=4, samples_per_class=2, steps=2, log_every=2,
+    )  # fmt: skip
+    evaluation = EvalConfig(episodes=20, ways=(5,), cmc_classes=10, verification_pairs=200,
+                            first_n_images=300)  # fmt: skip
+    runs = (run, dataclasses.replace(run, name="killed"))
+    train = runner._train_locked
+
+    def interrupted(config, *args, **kwargs):
+        if config.name == "killed":
+            raise KeyboardInterrupt
+        return train(config, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "_train_locked", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_experiment(Experiment("two", "t", runs, evaluation), tmp_path, data_dir)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["runs"]) == {"done"}
+    assert summary["runs"]["done"]["metrics"]["nway"][0]["accuracy"] > 0
 
 
 def test_validation_alphabets_and_rotations_need_omniglot(tmp_path, data_dir):

@@ -34,7 +34,7 @@ import tensorflow as tf
 from oneshot.data.datasets import LabelledImages
 from oneshot.experiments import Experiment, RunConfig
 from oneshot.models import saveable_model
-from oneshot.runs import EXPERIMENT_FILE, HISTORY_FILE, MODEL_FILE
+from oneshot.runs import EXPERIMENT_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE
 from oneshot.training.baselines import load_untrained, save_untrained
 from oneshot.training.best import KeepBest
 from oneshot.training.callbacks import (
@@ -253,8 +253,9 @@ def run_experiment(
             f"{len(tf.config.list_physical_devices('CPU'))} CPU device(s)",
             "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
         }
-        _write_merged(out / EXPERIMENT_FILE, record)
+        recorded = _write_merged(out / EXPERIMENT_FILE, record)
         summary: dict[str, Any] = {"experiment": experiment.name, "out": str(out), "runs": {}}
+        summary_file, merged = out / "summary.json", summary
         for i, config in enumerate(experiment.runs):
             run_dir = out / config.name
             started = time.perf_counter()
@@ -281,11 +282,15 @@ def run_experiment(
                 )  # fmt: skip
             entry["wall_seconds"] = round(time.perf_counter() - started, 1)
             summary["runs"][config.name] = entry
-        if evaluate and len(experiment.runs) > 1:
+            # after every run, so that an interrupted experiment keeps the runs it finished
+            merged = _write_merged(summary_file, {**summary, "runs": {config.name: entry}})
+        names = [r["name"] for r in recorded.get("runs", [])]  # also earlier --runs calls'
+        finished = [out / name for name in names if (out / name / METRICS_FILE).exists()]
+        if evaluate and len(finished) > 1:
             from oneshot.compare import compare_runs
 
-            compare_runs([out / r.name for r in experiment.runs], out / "comparison.png")
-        return _write_merged(out / "summary.json", summary)
+            compare_runs(finished, out / "comparison.png")
+        return merged
 
 
 def _write_merged(path: Path, record: dict[str, Any]) -> dict[str, Any]:
