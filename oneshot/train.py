@@ -11,8 +11,8 @@ Each run of the experiment gets ``OUT/<run>/`` with ``config.json``, ``history.c
 ``--images`` trains ``oneshot.experiments.your_data.recommended_run`` on a folder of class
 sub-folders, validated on classes it holds out (there is no test split), from random weights
 or, with ``--init-from``, from a trained run's network. Every argument is checked before any
-work (a run's ``init_from`` file too: its checksum goes into ``config.json``); user and data errors are printed as one message (exit status 2),
-with the traceback only under ``--debug``.
+work (a run's ``init_from`` file too: its checksum goes into ``config.json``); user and data
+errors are printed as one message (exit status 2), with the traceback only under ``--debug``.
 """
 
 from __future__ import annotations
