@@ -45,7 +45,7 @@ def kernel_env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_every_notebook_is_listed():
-    expected = [f"0{i}_" for i in range(1, 8)]
+    expected = [f"0{i}_" for i in range(1, 9)]
     assert [name[:3] for name in NOTEBOOKS] == expected, NOTEBOOKS
 
 
