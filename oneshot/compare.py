@@ -76,7 +76,16 @@ def compare_seeds(
             "OUT folders of one experiment per seed, e.g. results/omniglot-losses/seed0 seed1."
         )
     reported = {k for by_seed in columns.values() for c in by_seed.values() for k in c}
-    metrics = [m for m in SEED_METRICS if m in reported] or sorted(reported)
+    minutes = [m for m in SEED_METRICS[-1:] if m in reported]  # training minutes, last
+    accuracy = [m for m in SEED_METRICS[:-1] if m in reported]
+    suffixes = (": model", ": untrained network", ": raw pixels")  # runs holding out classes
+    heldout = sorted(
+        (m for m in reported if m.startswith("held-out ") and m.endswith(suffixes)),
+        key=lambda m: [m.endswith(x) for x in suffixes].index(True),
+    )
+    if not heldout and not accuracy:  # another kind of report: every metric it has
+        accuracy = sorted(set(reported) - set(minutes))
+    metrics = heldout + accuracy + minutes
     if baseline is not None and baseline not in columns:
         raise UsageError(
             f"--baseline {baseline!r} is not an evaluated run of these folders; they have: "
@@ -97,6 +106,8 @@ def compare_seeds(
             plot_curves_by_group(histories, group_of=family_of, reference=baseline,
                                  path=time_figure)  # fmt: skip
     order = SEED_METRICS[1] if SEED_METRICS[1] in reported else None
+    if order is None and heldout:
+        order = heldout[0]  # the held-out model accuracy
     return seeds_table(columns, metrics, baseline, order_by=order)
 
 

@@ -187,6 +187,14 @@ def headline_metrics(report: Mapping[str, Any]) -> dict[str, float]:
             out[name] = report["retrieval"][key]
     if "accuracy" in report.get("mnist_transfer", {}):
         out["MNIST 10-way 1-shot (Omniglot-trained)"] = report["mnist_transfer"]["accuracy"]
+    heldout = report.get("heldout", {})  # runs holding out classes: the baselines, same episodes
+    for key, label in (
+        ("model", "model"),
+        ("untrained", "untrained network"),
+        ("pixels", "raw pixels"),
+    ):
+        if "accuracy" in heldout.get(key, {}):
+            out[f"held-out {heldout['protocol']['task']}: {label}"] = heldout[key]["accuracy"]
     return out
 
 

@@ -115,3 +115,30 @@ def test_compare_seeds_bad_input_is_one_error_line(tmp_path, capsys, args, messa
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_compare_seeds_of_held_out_runs_shows_the_model_beside_its_baselines(tmp_path, capsys):
+    """Runs that hold out classes (mnist-few-class) have no Omniglot metric: the table leads
+    with the held-out model, the untrained network and raw pixels, best model first."""
+    for seed in (0, 1):
+        for name, model in (("plain", 0.60 + seed / 100), ("better", 0.80 + seed / 100)):
+            run = tmp_path / f"seed{seed}" / name
+            run.mkdir(parents=True)
+            (run / runs.HISTORY_FILE).write_text("step,seconds\n100,60\n")
+            report = {
+                "dataset": "mnist",
+                "heldout": {
+                    "protocol": {"task": "5-way 1-shot"},
+                    "model": {"accuracy": model},
+                    "untrained": {"accuracy": 0.42},
+                    "pixels": {"accuracy": 0.50},
+                },
+            }
+            (run / runs.METRICS_FILE).write_text(json.dumps(report))
+    assert compare.main(["--seeds", str(tmp_path / "seed0"), str(tmp_path / "seed1")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        "| run | seeds | held-out 5-way 1-shot: model | held-out 5-way 1-shot: untrained network "
+        "| held-out 5-way 1-shot: raw pixels | training minutes |"
+    )
+    assert lines[2].startswith("| `better` | 2 | 80.5 ± ") and lines[3].startswith("| `plain` |")
