@@ -33,3 +33,11 @@ done
 
 # Issue 14: the applications on exported real images with the committed models (a few minutes).
 PYTHON="$PY" bash results/applications/run.sh > results/applications/output.txt
+
+# Issue 14: few-class recipes (MNIST digits 0-4 -> one-shot on the test split's 5-9), 3 seeds
+# (about 7 minutes of one core per seed; omniglot-init needs results/omniglot-best/seed0 above).
+for seed in 0 1 2; do
+  "$PY" -m oneshot.train --experiment mnist-few-class --seed "$seed" --threads 1 --out "results/mnist-few-class/seed$seed" --overwrite
+done
+"$PY" -m oneshot.compare --seeds results/mnist-few-class/seed0 results/mnist-few-class/seed1 results/mnist-few-class/seed2 \
+  --baseline readme --out results/mnist-few-class/comparison.png > results/mnist-few-class/table.md
