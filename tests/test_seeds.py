@@ -135,7 +135,8 @@ def test_compare_seeds_of_held_out_runs_shows_the_model_beside_its_baselines(tmp
                 },
             }
             (run / runs.METRICS_FILE).write_text(json.dumps(report))
-    assert compare.main(["--seeds", str(tmp_path / "seed0"), str(tmp_path / "seed1")]) == 0
+    seeds = [str(tmp_path / "seed0"), str(tmp_path / "seed1")]
+    assert compare.main(["--seeds", *seeds, "--out", str(tmp_path / "few.png")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == (
         "| run | seeds | held-out 5-way 1-shot: model | held-out 5-way 1-shot: untrained network "
