@@ -19,7 +19,6 @@ on the network it started from.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -40,11 +39,9 @@ class InitFromError(UsageError, ValueError):
 
 def file_checksum(path: str | Path) -> str:
     """``"sha256:<64 hex digits>"`` of the file's bytes (as ``sha256sum`` prints them)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return CHECKSUM_PREFIX + digest.hexdigest()
+    from oneshot.data.sources import file_digests  # one pass, memoised by size and mtime
+
+    return CHECKSUM_PREFIX + file_digests(path)[0]
 
 
 def how_to_produce(path: Path) -> str:
