@@ -91,6 +91,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(e.g. 1e-4) keeps more of what it learned",
     )
     parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="--images: small random rotations, shears, scalings and shifts of the training "
+        "images, borders filled black (default on; --no-augment for photos whose borders are "
+        "not dark)",
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        metavar="N",
+        help="--images: stop after N chunks of 100 steps without a better held-out accuracy "
+        "(default 3; 0 trains every step, still keeping the best chunk)",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         default=None,
@@ -196,7 +212,7 @@ def output_folder(args: argparse.Namespace) -> Path:
     return Path("runs") / (args.experiment or args.images.resolve().name)
 
 
-FOLDER_FLAGS = ("image_size", "channels", "validation_classes", "init_from")
+FOLDER_FLAGS = ("image_size", "channels", "validation_classes", "init_from", "augment", "patience")
 
 
 def check_args(args: argparse.Namespace) -> Experiment | None:
@@ -253,6 +269,10 @@ def check_folder_args(args: argparse.Namespace) -> None:
         )
     if args.validation_classes is not None:
         class_spec(args.validation_classes)
+    if args.patience is not None and args.patience < 0:
+        raise UsageError(
+            f"--patience must be >= 0 (0 trains every step). Received: {args.patience}"
+        )
     if args.init_from is not None and not args.init_from.is_file():
         what = "does not exist" if not args.init_from.exists() else "is a folder"
         raise UsageError(
@@ -321,7 +341,12 @@ def build_folder_experiment(args: argparse.Namespace) -> tuple[Experiment, RunDa
             f"--images {args.images} has {total} classes: --validation-classes {spec!r}{default} "
             f"cannot be held out: {err}"
         ) from None
-    overrides = {"steps": args.steps, "learning_rate": args.learning_rate}
+    overrides = {
+        "steps": args.steps,
+        "learning_rate": args.learning_rate,
+        "augment": args.augment,
+        "patience": args.patience,
+    }
     if args.init_from is not None:
         overrides["init_from"] = str(args.init_from.resolve())
     try:

@@ -21,6 +21,9 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(p.name for p in NOTEBOOKS_DIR.glob("*.ipynb"))
+#: applies trained networks to a folder of images, and trains the recommended recipe through the
+#: package's runner as ``python -m oneshot.train --images`` does: not a Keras-workflow tutorial
+APPLICATIONS = "08_your_own_images.ipynb"
 BUDGET_SECONDS = 300  # per notebook in quick mode (about a minute on an idle 2-core machine)
 KERNEL = "python3"
 
@@ -80,7 +83,7 @@ def code_of(name: str) -> str:
     return "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.parametrize("name", [n for n in NOTEBOOKS if n != APPLICATIONS])
 def test_notebook_follows_the_keras_workflow_in_order(name):
     code = code_of(name)
     steps = {
@@ -100,3 +103,20 @@ def test_notebook_follows_the_keras_workflow_in_order(name):
     assert "plot_neighbour_strips" in code and "plot_embedding_2d" in code, name
     hidden = re.findall(r"walkthrough|train_run|build_model\(|build_dataset\(", code)
     assert not hidden, f"{name} hides the workflow behind {hidden}"
+
+
+def test_applications_notebook_starts_from_a_folder_and_reports_the_baselines():
+    """08 reads its images back from files, runs each task, and trains the recommended recipe
+    (the same function and runner as ``--images``) with its held-out comparison."""
+    code = code_of(APPLICATIONS)
+    steps = [
+        r"export_image_folder\(", r"load_image_folder\(", r"EmbeddingIndex\.for_model\(",
+        r"calibrate_threshold\(", r"identify\(", r"cluster\(", r"novelty\(",
+        r"get_experiment\(\"mnist-heldout\"\)", r"run_experiment\(", r"comparison_line\(",
+        r"compare_seeds\(",
+    ]  # fmt: skip
+    found = [re.search(pattern, code) for pattern in steps]
+    missing = [pattern for pattern, match in zip(steps, found, strict=True) if not match]
+    assert not missing, f"{APPLICATIONS} lacks: {missing}"
+    positions = [match.start() for match in found]
+    assert positions == sorted(positions), dict(zip(steps, positions, strict=True))

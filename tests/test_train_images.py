@@ -55,6 +55,7 @@ def test_images_writes_a_complete_run_folder(images_run):
     assert config["dataset"] == "folder" and config["folder"] == str(folder.resolve())
     assert config["folder_checksum"].startswith("sha256:")
     assert config["validation_classes"] == 5 and config["keep_best"] is True
+    assert config["augment"] is True and config["patience"] == 3  # the few-class study's choice
     assert config["image_size"] == 28 and "channels" not in config  # grey, the default
     assert (config["classes_per_batch"], config["samples_per_class"]) == (5, 8)
     metrics = json.loads((run / "metrics.json").read_text())
@@ -131,13 +132,15 @@ def _not_square(root: Path, data_dir: Path) -> Path:
         (_not_square, [], "the images are 30x20"),
         (_three_classes, ["--image-size", "8"], "--image-size must be >= 16"),
         (_three_classes, ["--paper"], "--paper applies to --experiment only"),
+        (_three_classes, ["--patience", "-1"], "--patience must be >= 0"),
         (_three_classes, ["--init-from", "nowhere/model.keras"],
          "--init-from nowhere/model.keras does not exist"),
         (_with_35px_network, ["--init-from", "__folder__/../omniglot.keras"],
          "input shapes differ. Set the run's image_size to 35 and channels to 1 (--image-size 35"),
     ],
     ids=["missing", "one-class", "too-few-to-hold-out", "too-few-to-train", "unknown-class",
-         "bad-count", "unreadable", "not-square", "too-small", "paper", "init-missing",
+         "bad-count", "unreadable", "not-square", "too-small", "paper", "bad-patience",
+         "init-missing",
          "init-other-shape"],
 )  # fmt: skip
 def test_bad_images_input_is_one_line_and_writes_nothing(tmp_path, data_dir, capsys, make, extra,
@@ -165,4 +168,39 @@ def test_folder_flags_need_images(tmp_path, capsys):
     assert "--image-size applies to --images only" in capsys.readouterr().err
     assert main(["--experiment", "mnist-best", "--init-from", "m.keras", "--out", str(out)]) == 2
     assert "--init-from applies to --images only" in capsys.readouterr().err
+    assert main(["--experiment", "mnist-best", "--no-augment", "--out", str(out)]) == 2
+    assert "--augment applies to --images only" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "extra, augment, patience",
+    [
+        ([], True, 3),
+        (["--no-augment", "--patience", "0"], False, 0),
+        (["--patience", "5"], True, 5),
+    ],
+)
+def test_augment_and_patience_flags_reach_the_run(tmp_path, data_dir, extra, augment, patience):
+    from oneshot.train import build_folder_experiment, parse_args
+
+    folder = export_digits(tmp_path / "digits", data_dir, classes=6, per_class=3)
+    args = parse_args(["--images", str(folder), *extra])
+    experiment, _ = build_folder_experiment(args)
+    (run,) = experiment.runs
+    assert (run.augment, run.patience, run.keep_best) == (augment, patience, True)
+
+
+def test_the_recommended_recipe_is_the_few_class_studys_best_from_scratch():
+    """``recommended_run`` is the ``augment`` run of ``mnist-few-class`` (the best recipe that
+    starts from random weights), and the study's own runs keep their committed configs."""
+    import dataclasses
+
+    from oneshot.experiments.few_class import HELD_OUT_DIGITS, TRAIN_DIGITS, few_class_runs
+    from oneshot.experiments.your_data import MNIST_DIGIT_SIZE, recommended_run
+
+    runs = {run.name: run for run in few_class_runs()}
+    recipe = recommended_run([MNIST_DIGIT_SIZE] * len(TRAIN_DIGITS), image_size=28,
+                             validation_classes=HELD_OUT_DIGITS, dataset="mnist")  # fmt: skip
+    assert dataclasses.replace(recipe, name="augment") == runs["augment"]
+    assert not runs["readme"].augment and not runs["best-chunk"].augment
