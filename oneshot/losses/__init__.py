@@ -14,6 +14,9 @@ distance, a miner and a reducer as arguments (``oneshot.losses.base``). The fami
   :class:`SphereFaceLoss`, :class:`ProxyAnchorLoss`, :class:`ProxyNCALoss`,
   :class:`SoftTripleLoss`.
 
+Under a ``tf.distribute`` strategy, :class:`GlobalBatchLoss` wraps any of these so that it mines
+and computes on the global batch of all replicas, not on each replica's slice.
+
 Offline models use the loss layers (:class:`TripletLossLayer`, :class:`QuadrupletLossLayer`) and
 the siamese pair loss (:class:`PairContrastiveLoss`), built on the same pure functions. Label
 convention for pairs everywhere: ``y = 1`` means the SAME class.
@@ -22,6 +25,7 @@ convention for pairs everywhere: ``y = 1`` means the SAME class.
 from oneshot.losses.base import MetricLoss
 from oneshot.losses.circle import CircleLoss
 from oneshot.losses.contrastive import ContrastiveLoss, PairContrastiveLoss, contrastive_loss
+from oneshot.losses.global_batch import GlobalBatchLoss
 from oneshot.losses.legacy import OnlineContrastiveLoss, OnlineQuadrupletLoss, OnlineTripletLoss
 from oneshot.losses.lifted import GeneralizedLiftedStructureLoss, LiftedStructureLoss
 from oneshot.losses.margin import MarginLoss
@@ -60,6 +64,7 @@ __all__ = [
     "ContrastiveLoss",
     "CosFaceLoss",
     "GeneralizedLiftedStructureLoss",
+    "GlobalBatchLoss",
     "LiftedStructureLoss",
     "MarginLoss",
     "MetricLoss",
