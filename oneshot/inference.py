@@ -68,6 +68,7 @@ class Scorer:
         self.similarity_model = similarity_model
         self.batch_size = batch_size
         self.shifts = int(shifts)
+        self._local_call = None  # see _predict
 
     @property
     def uses_learned_metric(self) -> bool:
@@ -124,7 +125,20 @@ class Scorer:
         )
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.embedding_model.predict(x, batch_size=self.batch_size, verbose=0))
+        model = self.embedding_model
+        if getattr(model, "_distribute_strategy", None) is None:
+            return np.asarray(model.predict(x, batch_size=self.batch_size, verbose=0))
+        # built under a tf.distribute strategy (training with --strategy): Keras's predict
+        # would distribute the batches (and fails under a multi-worker strategy); each process
+        # embeds on its own instead, with the weights every replica shares
+        if self._local_call is None:
+            self._local_call = tf.function(lambda batch: model(batch, training=False),
+                                           reduce_retracing=True)  # fmt: skip
+        parts = [
+            np.asarray(self._local_call(tf.constant(x[i : i + self.batch_size])))
+            for i in range(0, len(x), self.batch_size)
+        ]
+        return np.concatenate(parts) if parts else np.asarray(model.predict(x[:0], verbose=0))
 
     _CHUNK = 262144  # pairs per compiled call of a learned head
 

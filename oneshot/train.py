@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -26,6 +27,8 @@ from typing import TYPE_CHECKING
 
 from oneshot.cli import UsageError, add_debug_flag, run_command, use_headless_backend
 from oneshot.experiments import EXPERIMENTS, Experiment, describe_experiments, get_experiment
+
+CPU_DEVICES_ENV = "ONESHOT_CPU_DEVICES"  # oneshot.training.distributed.use_logical_cpus
 
 if TYPE_CHECKING:
     from oneshot.data.splits import ClassSpec
@@ -143,7 +146,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--strategy",
         choices=("none", "mirrored", "multiworker"),
         default="none",
-        help="tf.distribute strategy (default none)",
+        help="tf.distribute strategy (default none): mirrored (the devices of this machine; "
+        "$ONESHOT_CPU_DEVICES=N splits the CPU into N) or multiworker (one process per worker, "
+        "each with its TF_CONFIG; see the README's 'More than one machine')",
+    )
+    parser.add_argument(
+        "--no-global-mining",
+        action="store_true",
+        help="under a strategy, mine each replica's slice of the batch instead of the whole "
+        "global batch (default: gather the embeddings of all replicas before mining)",
     )
     parser.add_argument(
         "--episodes", type=int, default=None, help="override the number of evaluation episodes"
@@ -205,6 +216,19 @@ def use_threads(threads: int) -> None:
             ) from None
 
 
+def start_strategy(strategy: str | None) -> None:
+    """Before any other TensorFlow operation, like the threads: the logical CPU devices of
+    ``$ONESHOT_CPU_DEVICES`` and a multi-worker strategy (which connects to its cluster)."""
+    from oneshot.training.distributed import get_strategy, use_logical_cpus
+
+    try:
+        use_logical_cpus()
+        if strategy == "multiworker":
+            get_strategy(strategy)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
 def output_folder(args: argparse.Namespace) -> Path:
     """``--out``, or its default: ``runs/<experiment>`` or ``runs/<images folder name>``."""
     if args.out is not None:
@@ -229,6 +253,7 @@ def check_args(args: argparse.Namespace) -> Experiment | None:
         raise UsageError(f"--episodes must be >= 1. Received: {args.episodes}")
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite exclude each other: pass one of them.")
+    check_strategy_args(args)
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise UsageError(
             f"--data-dir {args.data_dir} is not a folder. Pass a folder laid out like "
@@ -245,9 +270,40 @@ def check_args(args: argparse.Namespace) -> Experiment | None:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} applies to --images only. Received it with --experiment.")
     try:
-        return build_experiment(args)
+        experiment = build_experiment(args)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    check_distributable(experiment, args.strategy)
+    return experiment
+
+
+def check_strategy_args(args: argparse.Namespace) -> None:
+    """``--strategy``, ``--no-global-mining`` and, for ``multiworker``, ``TF_CONFIG``."""
+    from oneshot.training.distributed import check_tf_config
+
+    if args.no_global_mining and args.strategy == "none":
+        raise UsageError(
+            "--no-global-mining applies to --strategy mirrored or multiworker only (one "
+            "process on one device always mines the whole batch)."
+        )
+    try:
+        check_tf_config(args.strategy)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def check_distributable(experiment: Experiment, strategy: str) -> None:
+    """Refuse, before any work, runs the distributed step cannot train: hard-batch sampling
+    mines with the model inside the input pipeline, which is not replicated."""
+    if strategy == "none":
+        return
+    offline = [r.name for r in experiment.runs if getattr(r, "sampler", None) == "hard_batch"]
+    if offline:
+        raise UsageError(
+            f"--strategy {strategy}: runs {offline} sample hard batches with the model in the "
+            "input pipeline, which is not supported under a strategy yet. Train them without "
+            "--strategy, or choose online-mining runs (e.g. --experiment omniglot-batch-hard)."
+        )
 
 
 def check_folder_args(args: argparse.Namespace) -> None:
@@ -371,13 +427,16 @@ def main(argv: list[str] | None = None) -> int:
     # experiments (parse_args lists them all in --help) may create one (a seeded miner)
     early = argparse.ArgumentParser(add_help=False)
     early.add_argument("--threads", type=int)
-    threads = early.parse_known_args(argv)[0].threads
-    if threads is not None and threads >= 1:
-        try:
-            use_threads(threads)
-        except UsageError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+    early.add_argument("--strategy")
+    known = early.parse_known_args(argv)[0]
+    try:
+        if known.threads is not None and known.threads >= 1:
+            use_threads(known.threads)
+        if os.environ.get(CPU_DEVICES_ENV, "").strip() or known.strategy == "multiworker":
+            start_strategy(known.strategy)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     args = parse_args(argv)
     try:
         return run_command(lambda: _train(args, argv), debug=args.debug)
@@ -414,7 +473,12 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
         evaluate=not args.no_eval,
         command=command,
         data=data,
+        global_mining=not args.no_global_mining,
     )
+    if "worker" in summary:  # a non-chief worker: the chief writes and evaluates
+        print(f"{summary['worker']}: trained {', '.join(summary['runs']) or 'nothing'}; the "
+              f"chief writes {out}")  # fmt: skip
+        return 0
     for name, entry in summary["runs"].items():
         if name in {r.name for r in experiment.runs}:
             print(

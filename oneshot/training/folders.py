@@ -47,14 +47,18 @@ def _normalised(values: Any) -> Any:
     return json.loads(json.dumps(values))
 
 
+TRAINING_KEYS = ("strategy",)  # config.json keys beside the RunConfig (runner.training_record)
+
+
 def _stored_config(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / "config.json"
     if not path.exists():
         return None
     stored = json.loads(path.read_text())
+    training = {k: stored.pop(k) for k in TRAINING_KEYS if k in stored}
     with contextlib.suppress(ValueError, TypeError, KeyError):  # oneshot 0.1 configs
         stored = {**RunConfig.from_dict(stored).to_dict(), "seed": stored.get("seed")}
-    return _normalised(stored)
+    return _normalised({**stored, **training})
 
 
 def settings_differences(stored: dict[str, Any], asked: dict[str, Any]) -> list[str]:
@@ -74,6 +78,7 @@ def check_run(
     resume: bool = False,
     overwrite: bool = False,
     record: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
 ) -> str:
     """What training ``config`` into ``run_dir`` will do, checked without writing anything:
     ``"new"``, ``"overwrite"``, ``"resume"`` or ``"finished"`` (resume of a finished run:
@@ -83,6 +88,9 @@ def check_run(
         config, run_dir, seed, resume, overwrite: as for :func:`train_run`.
         record: experiment-level settings to compare on resume (e.g. the evaluation and the
             strategy), against ``OUT/experiment.json``. Defaults to None.
+        training: what ``config.json`` records beside the config (the strategy and global
+            mining, ``runner.training_record``); a resume must ask for the same. Defaults to
+            None (nothing).
 
     Raises:
         RunLockedError: another process is training into the folder.
@@ -109,7 +117,8 @@ def check_run(
     differences = []
     stored = _stored_config(run_dir)
     if stored is not None:
-        differences += settings_differences(stored, _normalised({**config.to_dict(), "seed": seed}))
+        asked = {**config.to_dict(), "seed": seed, **(training or {})}
+        differences += settings_differences(stored, _normalised(asked))
     experiment_file = run_dir.parent / EXPERIMENT_FILE
     if record and experiment_file.exists():
         old = json.loads(experiment_file.read_text())

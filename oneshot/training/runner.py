@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,21 @@ from oneshot.training.callbacks import (
     read_checkpoint,
     restore_checkpoint,
 )
+from oneshot.training.distributed import (
+    STRATEGIES,
+    check_batch_split,
+    fit_distributed,
+    get_strategy,
+    is_chief,
+    task_name,
+    wait_for_all,
+    weights_fingerprint,
+)
 from oneshot.training.folders import (
     check_run,
     clear_run_folder,
     elapsed_seconds,
+    run_state,
     truncate_history,
 )
 from oneshot.training.lock import FolderLock
@@ -65,21 +77,23 @@ from oneshot.training.setup import (
     load_train_and_test,
 )
 
-STRATEGIES = ("none", "mirrored", "multiworker")
+__all__ = ["STRATEGIES", "get_strategy", "run_experiment", "train_run", "training_record"]
 
 
-def get_strategy(name: str) -> tf.distribute.Strategy:
-    """The tf.distribute strategy called ``name`` (``none`` = the default, single device)."""
-    if name not in STRATEGIES:
-        raise ValueError(
-            f"Invalid value for argument `strategy`. Expected one of {STRATEGIES}. "
-            f"Received: strategy={name!r}"
-        )
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
+def training_record(strategy: str, global_mining: bool = True) -> dict[str, Any]:
+    """What a run's ``config.json`` adds about how it trains: nothing without a strategy (so
+    single-process runs keep their configs), else the strategy and whether the loss mines the
+    global batch (``oneshot.losses.GlobalBatchLoss``)."""
+    if strategy == "none":
+        return {}
+    return {"strategy": {"name": strategy, "global_mining": bool(global_mining)}}
+
+
+def _resolve(strategy: str | tf.distribute.Strategy) -> tuple[str, tf.distribute.Strategy]:
+    if isinstance(strategy, str):
+        return strategy, get_strategy(strategy)
+    names = {"MirroredStrategy": "mirrored", "MultiWorkerMirroredStrategy": "multiworker"}
+    return names.get(type(strategy).__name__, "none"), strategy
 
 
 def train_run(
@@ -89,9 +103,10 @@ def train_run(
     seed: int = 0,
     resume: bool = False,
     overwrite: bool = False,
-    strategy: str = "none",
+    strategy: str | tf.distribute.Strategy = "none",
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
     data: RunData | tuple[LabelledImages, LabelledImages] | None = None,
+    global_mining: bool = True,
 ) -> keras.Model:
     """Train one run into ``run_dir`` (resuming if asked) and return the trained model.
 
@@ -101,18 +116,26 @@ def train_run(
     run's :class:`~oneshot.training.setup.RunData` if already loaded
     (:func:`oneshot.training.setup.load_train_and_test`), or a (training, held-out) pair
     monitored and evaluated on alike.
+
+    ``strategy``: a name of :data:`STRATEGIES` or a ``tf.distribute.Strategy``; under one, the
+    run trains with :func:`oneshot.training.distributed.fit_distributed` and, with
+    ``global_mining``, an online loss mines the global batch. Use :func:`run_experiment` for
+    several worker processes (it gives the non-chief workers a private folder).
     """
     run_dir = Path(run_dir)
     config = pinned(config)
-    check_run(config, run_dir, seed, resume, overwrite)
+    name, strategy = _resolve(strategy)
+    training = training_record(name, global_mining)
+    check_run(config, run_dir, seed, resume, overwrite, training=training)
     with FolderLock(run_dir):
         return _train_locked(
-            config, run_dir, data_dir, seed, resume, overwrite, strategy, extra_callbacks, data
-        )
+            config, run_dir, data_dir, seed, resume, overwrite, strategy, extra_callbacks, data,
+            training,
+        )  # fmt: skip
 
 
 def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
-                  extra_callbacks, data) -> keras.Model:  # fmt: skip
+                  extra_callbacks, data, training) -> keras.Model:  # fmt: skip
     from oneshot.saving import load_model
 
     model_path = run_dir / MODEL_FILE
@@ -125,20 +148,23 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
         resume = False
     if not (run_dir / "config.json").exists():
         (run_dir / "config.json").write_text(
-            json.dumps({**config.to_dict(), "seed": seed}, indent=2)
+            json.dumps({**config.to_dict(), "seed": seed, **training}, indent=2)
         )
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()  # same seed, same loss curve on CPU
-    with get_strategy(strategy).scope():
-        model = build_model(config, train)
+    distributed = bool(training)
+    global_mining = distributed and training["strategy"]["global_mining"]
+    with strategy.scope():
+        model = build_model(config, train, global_mining=global_mining)
     if config.held_out:  # the untrained baseline: the weights before any step (or init_from's)
         save_untrained(model, run_dir)
     checkpoint = read_checkpoint(run_dir) if resume else None
     done_epochs, done_steps = (0, 0) if checkpoint is None else (
         int(checkpoint["epoch"]), int(checkpoint["step"]))  # fmt: skip
     if checkpoint is not None:
-        restore_checkpoint(model, checkpoint)  # before the input: hard batches are mined with it
+        with strategy.scope():  # it builds the optimizer's variables
+            restore_checkpoint(model, checkpoint)  # before the input: hard batches mine with it
     history = run_dir / HISTORY_FILE
     truncate_history(history, done_steps)
     monitor = _monitor(config, monitored, seed)
@@ -169,15 +195,21 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
             RunCheckpoint(run_dir, config.log_every, config.steps, stop_on_nan),
             *(extra_callbacks or []),
         ]
-        model.fit(
-            dataset,
-            initial_epoch=first,
-            epochs=last,
-            steps_per_epoch=chunk,
-            callbacks=callbacks,
-            verbose=2,
-            shuffle=False,  # the samplers already draw at random
-        )
+        if distributed:  # Keras's fit fails under a multi-worker strategy
+            fit_distributed(
+                model, strategy, dataset, initial_epoch=first, epochs=last,
+                steps_per_epoch=chunk, callbacks=callbacks, verbose=2,
+            )  # fmt: skip
+        else:
+            model.fit(
+                dataset,
+                initial_epoch=first,
+                epochs=last,
+                steps_per_epoch=chunk,
+                callbacks=callbacks,
+                verbose=2,
+                shuffle=False,  # the samplers already draw at random
+            )
         stop_on_nan.raise_if_diverged(run_dir)
     if keeper is not None:
         keeper.restore(model)  # the best chunk's weights, not the last one's
@@ -217,6 +249,7 @@ def run_experiment(
     evaluate: bool = True,
     command: str = "",
     data: RunData | tuple[LabelledImages, LabelledImages] | None = None,
+    global_mining: bool = True,
 ) -> dict[str, Any]:
     """Train (and evaluate) every run of ``experiment`` under ``out``; return the summary.
 
@@ -229,14 +262,26 @@ def run_experiment(
 
     A run that holds out classes is evaluated on ``RunData.test``: for MNIST the test split's
     images of those classes, not the training-split images its monitor chose the checkpoint on.
+
+    Under a ``strategy`` (:mod:`oneshot.training.distributed`) every run trains with the
+    distributed step, and only the chief writes ``out``: another worker trains in a private
+    temporary folder (from the chief's checkpoint on resume), evaluates nothing, prints its
+    weights' fingerprint and returns ``{"worker": ..., "runs": {name: {"weights": ...}}}``.
     """
     out = Path(out)
     experiment = dataclasses.replace(experiment, runs=tuple(pinned(c) for c in experiment.runs))
+    training = training_record(strategy, global_mining)
+    distribution = get_strategy(strategy)  # once per process (a multi-worker one cannot twice)
+    if training:
+        check_batch_split(experiment.runs, distribution.num_replicas_in_sync, global_mining)
+    if not is_chief(distribution):
+        return _train_as_worker(experiment, out, data_dir, seed, resume, overwrite,
+                                distribution, training, data)  # fmt: skip
     settings = {"strategy": strategy}
     if evaluate:
         settings["evaluation"] = experiment.to_dict()["evaluation"]
     states = {
-        c.name: check_run(c, out / c.name, seed, resume, overwrite, settings)
+        c.name: check_run(c, out / c.name, seed, resume, overwrite, settings, training)
         for c in experiment.runs
     }
     with contextlib.ExitStack() as locks:
@@ -249,6 +294,7 @@ def run_experiment(
             "commands": {r.name: command for r in experiment.runs},
             "seed": seed,
             "strategy": strategy,
+            **({"replicas": distribution.num_replicas_in_sync} if training else {}),
             "machine": f"{platform.machine()}, "
             f"{len(tf.config.list_physical_devices('CPU'))} CPU device(s)",
             "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
@@ -262,8 +308,11 @@ def run_experiment(
             data = first if i == 0 else load_train_and_test(config, data_dir)
             model = _train_locked(
                 config, run_dir, data_dir, seed, states[config.name] in ("resume", "finished"),
-                states[config.name] == "overwrite", strategy, None, data,
+                states[config.name] == "overwrite", distribution, None, data, training,
             )  # fmt: skip
+            if training:
+                print(f"{task_name(distribution)}: {config.name} weights "
+                      f"{weights_fingerprint(model)}", flush=True)  # fmt: skip
             train_seconds = elapsed_seconds(run_dir / HISTORY_FILE)
             entry: dict[str, Any] = {
                 "run_dir": str(run_dir),
@@ -290,7 +339,43 @@ def run_experiment(
             from oneshot.compare import compare_runs
 
             compare_runs(finished, out / "comparison.png")
-        return merged
+    wait_for_all(distribution)  # the other workers wait for the evaluation
+    return merged
+
+
+def _train_as_worker(experiment, out, data_dir, seed, resume, overwrite, strategy, training,
+                     data) -> dict[str, Any]:  # fmt: skip
+    """A non-chief worker's share of :func:`run_experiment`: the same training steps (the
+    collectives need every worker), written into a private folder that is deleted afterwards.
+    A finished run is skipped (the chief only re-evaluates it); a resumed one starts from the
+    chief's checkpoint (``backup/``, on storage all workers see)."""
+    task = task_name(strategy)
+    private = Path(tempfile.mkdtemp(prefix=f"oneshot-{task.replace(' ', '')}-"))
+    runs: dict[str, Any] = {}
+    try:
+        for i, config in enumerate(experiment.runs):
+            shared, mine = out / config.name, private / config.name
+            state = run_state(shared)
+            continuing = resume and not overwrite and state != "absent"
+            if continuing and state == "finished":
+                continue
+            mine.mkdir(parents=True)
+            if continuing:
+                for name in ("config.json", BACKUP_DIR):
+                    source = shared / name
+                    if source.is_dir():
+                        shutil.copytree(source, mine / name)
+                    elif source.exists():
+                        shutil.copy2(source, mine / name)
+            run_data = (data if i == 0 else None) or load_train_and_test(config, data_dir)
+            model = _train_locked(config, mine, data_dir, seed, continuing, False, strategy,
+                                  None, run_data, training)  # fmt: skip
+            runs[config.name] = {"weights": weights_fingerprint(model)}
+            print(f"{task}: {config.name} weights {runs[config.name]['weights']}", flush=True)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+    wait_for_all(strategy)  # until the chief has evaluated
+    return {"experiment": experiment.name, "worker": task, "out": str(out), "runs": runs}
 
 
 def _write_merged(path: Path, record: dict[str, Any]) -> dict[str, Any]:

@@ -141,14 +141,18 @@ def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(rate)
 
 
-def build_model(config: RunConfig, train: LabelledImages | None = None) -> keras.Model:
+def build_model(
+    config: RunConfig, train: LabelledImages | None = None, global_mining: bool = False
+) -> keras.Model:
     """The compiled training model of the config's kind around a fresh embedding network, or
     one that starts from the pretrained weights of ``init_from``
     (:func:`oneshot.training.pretrained.initialise`).
 
     ``train``: the training set, for losses with class weights (``oneshot.losses.ProxyLoss``):
     their ``num_classes`` is set from its labels when the config leaves it None, and must
-    match them otherwise.
+    match them otherwise. ``global_mining``: wrap an online loss in
+    :class:`oneshot.losses.GlobalBatchLoss` (training under a tf.distribute strategy; the
+    other kinds ignore it).
     """
     embedding = build_network(
         config.network, config.input_shape, config.embedding_dim, **config.network_kwargs
@@ -173,6 +177,10 @@ def build_model(config: RunConfig, train: LabelledImages | None = None) -> keras
     loss = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(config.loss))
     if isinstance(loss, ProxyLoss) and train is not None:
         loss = with_training_classes(loss, train.labels)
+    if global_mining:  # under a tf.distribute strategy: mine the whole global batch
+        from oneshot.losses import GlobalBatchLoss
+
+        loss = GlobalBatchLoss(loss)
     return build_online(embedding, loss=loss, optimizer=optimizer)
 
 
