@@ -223,3 +223,20 @@ def test_bench_index_quick(tmp_path, started_tensorflow):
     assert all(float(cell) >= 0 for cells in rows.values() for cell in cells)
     with pytest.raises(ValueError, match="`--indexes`"):
         bench.main(["--quick", "--indexes", "exact,flat:nprobe=3", "--out", str(out)])
+
+
+def test_bench_distributed_quick_two_worker_processes(data_dir, tmp_path, monkeypatch):
+    """The distributed step alone and two worker processes with global mining: one row each,
+    the workers' all-gather timed."""
+    monkeypatch.setenv("ONESHOT_DATA_DIR", str(data_dir))
+    bench = load_script("bench_distributed")
+    out = tmp_path / "distributed.txt"
+    text = bench.main(["--quick", "--setups", "2,5", "--out", str(out)])
+    assert out.read_text() == text + "\n"
+    rows = text.splitlines()[-2:]
+    assert rows[0].startswith("1 process, distributed step") and rows[0].split()[4] == "1"
+    assert rows[1].startswith("2 worker processes, global mining")
+    numbers = re.findall(NUMBER, rows[1].split("mining", 1)[1])
+    assert numbers[0] == "2" and float(numbers[1]) > 0 and float(numbers[3]) > 0  # gather ms
+    with pytest.raises(SystemExit):
+        bench.main(["--setups", "7", "--out", str(out)])
