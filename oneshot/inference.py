@@ -25,6 +25,9 @@ METRIC_LAYER = "metric"
 SIMILARITY_LAYER = "pair_similarity"
 
 
+EMBED_BLOCK = 8192  # images converted and embedded at a time by Scorer.embed
+
+
 class Scorer:
     """Embeds images and scores pairs of embeddings.
 
@@ -80,7 +83,17 @@ class Scorer:
 
         Images must have the size and channels the embedding network was built for: a clear
         ValueError says how to convert them when they do not (grey/colour, resize).
+
+        Large sets stream in blocks of about :data:`EMBED_BLOCK` images (a whole number of
+        batches, so the batches and the numbers are those of one call): only a block is
+        converted to float at a time, not the whole set.
         """
+        images = np.asarray(images)
+        block = -(-EMBED_BLOCK // self.batch_size) * self.batch_size
+        if images.ndim >= 3 and len(images) > block:
+            return np.concatenate(
+                [self.embed(images[i : i + block]) for i in range(0, len(images), block)]
+            )
         x = to_model_input(images)
         self._check_image_shape(x.shape[1:])
         if not self.shifts:

@@ -338,6 +338,33 @@ def test_retrieval_matches_brute_force_and_chunks():
     assert chunked["map_at_r"] == pytest.approx(got["map_at_r"], rel=1e-5)
 
 
+def test_retrieval_blocks_bound_memory_at_any_size(monkeypatch):
+    """The default block holds at most ROW_BLOCK_VALUES distances (1,024 rows up to 32,768
+    items, 33 rows at a million), and blocks of a few rows give the full matrix's numbers."""
+    from oneshot.evaluation import retrieval as module
+
+    assert module.row_block(10_000) == 1024 and module.row_block(1_000_000) == 33
+    assert module.row_block(10**9) == 1
+    assert all(module.row_block(n) * n <= module.ROW_BLOCK_VALUES for n in (40_000, 10**6))
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 6, size=70)
+    emb = rng.normal(size=(70, 4)).astype(np.float32)
+    full = retrieval_metrics(flat_scorer((4,)), emb, labels, chunk_size=70)
+    seen = []
+    real_rows = module._retrieval_rows
+
+    def spy(rows, *args):
+        seen.append(rows.shape)
+        return real_rows(rows, *args)
+
+    monkeypatch.setattr(module, "ROW_BLOCK_VALUES", 70 * 3)  # 3 rows a block
+    monkeypatch.setattr(module, "_retrieval_rows", spy)
+    blocked = retrieval_metrics(flat_scorer((4,)), emb, labels)
+    assert max(shape[0] for shape in seen) == 3 and len(seen) == 24
+    for key in ("precision_at_1", "r_precision", "map_at_r"):
+        assert blocked[key] == pytest.approx(full[key], rel=1e-6)
+
+
 def test_learned_metric_path_matches_full_matrix():
     """A learned metric scores exactly the episode pairs; same result as its full matrix."""
     labels, _ = toy_labels(classes=10, per_class=4)

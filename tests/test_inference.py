@@ -62,6 +62,32 @@ def test_negative_shifts_are_refused():
         Scorer(_flatten_model(False), shifts=-1)
 
 
+def test_large_sets_are_embedded_in_blocks_with_the_same_numbers(data_dir, monkeypatch):
+    """Blocks of whole batches (only a block is converted to float at once) give the embeddings
+    of one call, shift averaging included, and a bad block is refused like the whole set."""
+    from oneshot import inference
+
+    images = load_mnist("test", data_dir=data_dir).images[:300]
+    for shifts in (0, 1):
+        scorer = Scorer(conv4((28, 28, 1), 8, width=8), batch_size=64, shifts=shifts)
+        whole = scorer.embed(images)
+        calls = []
+        real = scorer._predict
+        monkeypatch.setattr(scorer, "_predict", lambda x, c=calls, r=real: c.append(len(x)) or r(x))
+        monkeypatch.setattr(inference, "EMBED_BLOCK", 100)  # -> 128 images: 2 batches of 64
+        blocked = scorer.embed(images)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(blocked, whole)
+        assert max(calls) == 128 and sum(calls) == 300 * (5 if shifts else 1)
+    monkeypatch.setattr(inference, "EMBED_BLOCK", 100)
+    floats = images.astype(np.float32) / 255.0
+    floats[250] *= 255.0  # 0-255 floats in the last block only
+    with pytest.raises(
+        ValueError, match=r"floats in \[0, 1\]. Received float32 values in \[0, 255\]"
+    ):
+        Scorer(conv4((28, 28, 1), 8, width=8)).embed(floats)
+
+
 def test_embed_checks_images_against_the_network(data_dir):
     """Colour into a grey network (or the reverse), another size, or 0-255 floats: a message
     saying how to convert, instead of an error deep inside TensorFlow or useless embeddings."""

@@ -193,16 +193,30 @@ def retrieval_metrics_from_distances(distances: np.ndarray, labels: np.ndarray) 
     return _summary(per_query, {"task": "retrieval (query excluded)"})
 
 
+ROW_BLOCK_VALUES = 2**25  # distances held at once by retrieval_metrics: 256 MB in float64
+
+
+def row_block(n_items: int, limit: int = 1024) -> int:
+    """Query rows per block of an (N, N) ranking so that a block holds at most
+    :data:`ROW_BLOCK_VALUES` distances: 1,024 rows up to 32,768 items, 33 at a million."""
+    return max(1, min(limit, ROW_BLOCK_VALUES // max(n_items, 1)))
+
+
 def retrieval_metrics(
     scorer: Scorer,
     embeddings: np.ndarray,
     labels: np.ndarray,
     split: str | None = None,
-    chunk_size: int = 1024,
+    chunk_size: int | None = None,
 ) -> dict[str, Any]:
-    """Retrieval metrics of a scorer; the distance matrix is built ``chunk_size`` rows at a time."""
+    """Retrieval metrics of a scorer, every item querying all the others. The distance matrix
+    is never held whole: ``chunk_size`` query rows at a time (default :func:`row_block`, so
+    memory stays bounded for any N; the time is still O(N^2): for very large sets, search an
+    ``oneshot.applications.EmbeddingIndex`` with FAISS and use ``search_quality``)."""
     embeddings = np.asarray(check_embeddings(embeddings))
     labels = check_labels(labels, len(embeddings))
+    if chunk_size is None:
+        chunk_size = row_block(len(labels))
     same_counts = same_class_counts(labels)
     parts = []
     for start in range(0, len(labels), chunk_size):
