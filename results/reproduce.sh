@@ -31,6 +31,9 @@ done
 "$PY" -m oneshot.compare --seeds results/omniglot-losses/seed0 results/omniglot-losses/seed1 results/omniglot-losses/seed2 \
   --baseline batch-hard --out results/omniglot-losses/comparison.png > results/omniglot-losses/table.md
 
+# Issue 17: omniglot-batch-hard on two worker processes (MultiWorkerMirroredStrategy), ~2 minutes.
+PYTHON="$PY" bash results/omniglot-batch-hard-multiworker/run.sh --overwrite
+
 # Issue 14: the applications on exported real images with the committed models (a few minutes).
 PYTHON="$PY" bash results/applications/run.sh > results/applications/output.txt
 

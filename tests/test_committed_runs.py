@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from oneshot.train import build_experiment, parse_args
+from oneshot.training.runner import training_record
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 CONFIGS = sorted(RESULTS.glob("**/config.json"))
@@ -45,7 +46,8 @@ def test_committed_config_is_what_the_recorded_command_builds(path):
     args = parse_args(argv[3:])
     runs = {r.name: r for r in build_experiment(args).runs}
     assert saved["name"] in runs, (command, saved["name"])
-    built = {**runs[saved["name"]].to_dict(), "seed": args.seed}
+    training = training_record(args.strategy, not args.no_global_mining)  # under a strategy
+    built = {**runs[saved["name"]].to_dict(), "seed": args.seed, **training}
     assert saved == built, f"{path} differs from what `{command}` builds now"
 
 

@@ -186,7 +186,8 @@ def wait_for_all(strategy: tf.distribute.Strategy) -> None:
         return
     if not strategy.cluster_resolver.cluster_spec().as_dict():
         return
-    strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
+    barrier = tf.function(lambda: strategy.reduce("SUM", strategy.run(tf.ones, ((),)), axis=None))
+    barrier()
 
 
 def check_batch_split(runs, replicas: int, global_mining: bool) -> None:
