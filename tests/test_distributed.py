@@ -170,3 +170,18 @@ def test_bad_strategy_input_is_one_line_and_writes_nothing(tmp_path, monkeypatch
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
     assert message in err and "Traceback" not in err, err
     assert not out.exists()
+
+
+def test_nan_loss_stops_the_distributed_step_with_advice(tmp_path, data_dir):
+    """The NaN stop works under a strategy as with fit: one message, exit 2, no model."""
+    out = tmp_path / "runs"
+    env = {**os.environ, "ONESHOT_CPU_DEVICES": "2", "ONESHOT_DATA_DIR": str(data_dir),
+           "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}  # fmt: skip
+    argv = [sys.executable, "-m", "oneshot.train", "--experiment", "mnist-best", "--strategy",
+            "mirrored", "--learning-rate", "1e38", "--steps", "30", "--no-eval", "--out",
+            str(out)]  # fmt: skip
+    result = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=TIMEOUT)  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "error: The loss became NaN or infinite at step" in result.stderr
+    assert not (out / "batch-hard" / "model.keras").exists()
