@@ -225,6 +225,7 @@ def test_bench_index_quick(tmp_path, started_tensorflow):
         bench.main(["--quick", "--indexes", "exact,flat:nprobe=3", "--out", str(out)])
 
 
+@pytest.mark.slow  # fresh processes; tests/test_distributed.py covers the path by default
 def test_bench_distributed_quick_two_worker_processes(data_dir, tmp_path, monkeypatch):
     """The distributed step alone and two worker processes with global mining: one row each,
     the workers' all-gather timed."""

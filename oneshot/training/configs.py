@@ -25,8 +25,9 @@ DATASETS = ("mnist", "omniglot", "folder")
 # older run stays what this code writes for it.
 WRITTEN_WHEN_SET = (
     "folder", "folder_checksum", "channels", "validation_classes", "keep_best", "patience",
-    "augment_strength", "init_from", "init_checksum",
+    "augment_strength", "init_from", "init_checksum", "precision",
 )  # fmt: skip
+PRECISIONS = ("float32", "mixed_bfloat16")  # Keras dtype policies a run can train with
 MAX_AUGMENT_STRENGTH = 3.0  # beyond, the scale range (1 +- 0.2 x strength) nears zero
 CHECKSUM_PREFIX = "sha256:"
 
@@ -73,6 +74,9 @@ class RunConfig:
     init_checksum: str | None = None
     # optimisation
     steps: int = 2000
+    # "mixed_bfloat16": the embedding network computes in bfloat16 while training (variables
+    # stay float32); the saved model and the evaluation are float32 (oneshot.training.setup)
+    precision: str = "float32"
     learning_rate: float = 1e-3
     final_learning_rate: float | None = None
     log_every: int = 100
@@ -105,6 +109,8 @@ class RunConfig:
         for name in ("steps", "log_every", "image_size", "embedding_dim"):
             if int(getattr(self, name)) < 1:
                 refuse(name, getattr(self, name), "a positive integer")
+        if self.precision not in PRECISIONS:
+            refuse("precision", self.precision, f"one of {PRECISIONS}")
         if not self.learning_rate > 0:
             refuse("learning_rate", self.learning_rate, "a number > 0")
         if self.final_learning_rate is not None and not self.final_learning_rate > 0:

@@ -74,6 +74,7 @@ from oneshot.training.setup import (
     as_run_data,
     build_dataset,
     build_model,
+    in_float32,
     load_train_and_test,
 )
 
@@ -213,6 +214,7 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
         stop_on_nan.raise_if_diverged(run_dir)
     if keeper is not None:
         keeper.restore(model)  # the best chunk's weights, not the last one's
+    model = in_float32(model, config, train)  # a mixed-precision run is saved in float32
     partial = run_dir / ("partial-" + MODEL_FILE)
     saveable_model(model).save(partial)  # without a loss's class weights (build_online)
     os.replace(partial, model_path)
@@ -324,7 +326,9 @@ def run_experiment(
 
                 untrained = None
                 if config.held_out:
-                    untrained = load_untrained(build_model(config, data.train), run_dir)
+                    untrained = load_untrained(
+                        in_float32(build_model(config, data.train), config, data.train), run_dir
+                    )
                 entry["metrics"] = assess_run(
                     model, config, experiment.evaluation, data.test, run_dir, data_dir, seed,
                     untrained=untrained,

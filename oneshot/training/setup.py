@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+
 from pathlib import Path
 from typing import NamedTuple
 
@@ -154,9 +157,10 @@ def build_model(
     :class:`oneshot.losses.GlobalBatchLoss` (training under a tf.distribute strategy; the
     other kinds ignore it).
     """
-    embedding = build_network(
-        config.network, config.input_shape, config.embedding_dim, **config.network_kwargs
-    )
+    with dtype_policy(config.precision):
+        embedding = build_network(
+            config.network, config.input_shape, config.embedding_dim, **config.network_kwargs
+        )
     if config.init_from is not None:
         initialise(embedding, config)
     optimizer = make_optimizer(config)
@@ -182,6 +186,35 @@ def build_model(
 
         loss = GlobalBatchLoss(loss)
     return build_online(embedding, loss=loss, optimizer=optimizer)
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Layers built inside compute with Keras's dtype policy ``name`` (e.g. "mixed_bfloat16":
+    bfloat16 maths, float32 variables); the global policy is restored afterwards."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def in_float32(model: keras.Model, config: RunConfig, train: LabelledImages | None) -> keras.Model:
+    """``model`` itself for a float32 run; for a mixed-precision one, the same model rebuilt in
+    float32 with its weights: what is saved and evaluated (bfloat16's 8-bit mantissa would
+    round every distance), while training ran in bfloat16."""
+    if config.precision == "float32":
+        return model
+    rebuilt = build_model(dataclasses.replace(config, precision="float32", init_from=None,
+                                              init_checksum=None), train)  # fmt: skip
+    rebuilt.set_weights(model.get_weights())
+    trained = model.optimizer
+    if trained is not None and trained.built:  # the optimizer's state too, as saved for fit
+        rebuilt.optimizer.build(rebuilt.trainable_variables)
+        for mine, theirs in zip(rebuilt.optimizer.variables, trained.variables, strict=True):
+            mine.assign(theirs)
+    return rebuilt
 
 
 def with_training_classes(loss: ProxyLoss, labels: np.ndarray) -> ProxyLoss:
