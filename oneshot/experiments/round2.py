@@ -1,0 +1,39 @@
+"""Accuracy round 2 (issue 18): levers measured on held-out background alphabets first.
+
+Every experiment here trains the ``omniglot-tuning`` recipe (``rotated``: the best recipe of
+:func:`oneshot.experiments.online.best_omniglot_run` on 2,500 steps, 6 background alphabets
+held out, the evaluation set untouched) with one lever changed, one run per setting, so that
+``python -m oneshot.compare --seeds`` pairs them seed by seed:
+
+- ``omniglot-precision``: ``float32`` against ``mixed-bfloat16`` (the embedding network
+  computes in bfloat16 while training; saved and evaluated in float32). Measured here: 1.17x
+  the images per second on one core (730 against 620, 35x35 with augmentation).
+
+For S in 0 1: ``python -m oneshot.train --experiment omniglot-precision --seed S --threads 1
+--out results/omniglot-precision/seedS``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from oneshot.experiments.base import Experiment
+from oneshot.experiments.online import BEST_EVAL, batch_hard_loss, best_omniglot_run
+
+VALIDATION = dict(validation_alphabets=6, steps=2500)  # as omniglot-tuning
+VALIDATION_EVAL = dataclasses.replace(BEST_EVAL, lake_runs=False, mnist_transfer=False)
+
+
+def omniglot_precision(paper: bool) -> Experiment:
+    """float32 against mixed bfloat16 on the validation alphabets (same steps)."""
+    return Experiment(
+        "omniglot-precision",
+        "Mixed bfloat16 vs float32 training of the best recipe on 6 held-out background "
+        "alphabets (2,500 steps each).",
+        (
+            best_omniglot_run("float32", batch_hard_loss(), **VALIDATION),
+            best_omniglot_run("mixed-bfloat16", batch_hard_loss(), precision="mixed_bfloat16",
+                              **VALIDATION),  # fmt: skip
+        ),
+        VALIDATION_EVAL,
+    )
