@@ -31,7 +31,7 @@ from oneshot.experiments.reproduction import (
     mnist_triplet_vs_quadruplet,
     omniglot_triplet_vs_quadruplet,
 )
-from oneshot.experiments.round2 import omniglot_precision
+from oneshot.experiments.round2 import omniglot_loss_lever, omniglot_precision
 from oneshot.experiments.your_data import mnist_heldout
 from oneshot.training.configs import (
     CONFIG_TYPES,
@@ -75,6 +75,7 @@ EXPERIMENTS: dict[str, Callable[[bool], Experiment]] = {
     "omniglot-losses-tuning": omniglot_losses_tuning,
     "omniglot-losses": omniglot_losses,
     "omniglot-precision": omniglot_precision,
+    "omniglot-loss-lever": omniglot_loss_lever,
 }
 
 
