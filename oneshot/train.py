@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -27,8 +26,6 @@ from typing import TYPE_CHECKING
 
 from oneshot.cli import UsageError, add_debug_flag, run_command, use_headless_backend
 from oneshot.experiments import EXPERIMENTS, Experiment, describe_experiments, get_experiment
-
-CPU_DEVICES_ENV = "ONESHOT_CPU_DEVICES"  # oneshot.training.distributed.use_logical_cpus
 
 if TYPE_CHECKING:
     from oneshot.data.splits import ClassSpec
@@ -443,8 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if known.threads is not None and known.threads >= 1:
             use_threads(known.threads)
-        if os.environ.get(CPU_DEVICES_ENV, "").strip() or known.strategy == "multiworker":
-            start_strategy(known.strategy)
+        start_strategy(known.strategy)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
