@@ -36,8 +36,9 @@ def omniglot_precision(paper: bool) -> Experiment:
         "alphabets (2,500 steps each).",
         (
             best_omniglot_run("float32", batch_hard_loss(), **VALIDATION),
-            best_omniglot_run("mixed-bfloat16", batch_hard_loss(), precision="mixed_bfloat16",
-                              **VALIDATION),  # fmt: skip
+            best_omniglot_run(
+                "mixed-bfloat16", batch_hard_loss(), precision="mixed_bfloat16", **VALIDATION
+            ),  # fmt: skip
         ),
         VALIDATION_EVAL,
     )
