@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -119,30 +118,19 @@ def child(strategy_name: str, global_mining: bool, steps: int, repeats: int) -> 
     return result
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def measure(strategy: str, global_mining: bool, processes: int, args) -> dict:
     """Run one setup in fresh processes; the first process's numbers."""
     base = [sys.executable, __file__, "--child", strategy, str(int(global_mining)),
             "--steps", str(args.steps), "--repeats", str(args.repeats)]  # fmt: skip
+    from oneshot.training.distributed import free_ports, local_tf_config
+
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     ports = free_ports(processes)
     started = []
     for index in range(processes):
         extra = dict(env)
         if processes > 1:
-            workers = [f"localhost:{port}" for port in ports]
-            extra["TF_CONFIG"] = json.dumps(
-                {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-            )
+            extra["TF_CONFIG"] = local_tf_config(ports, index)
             base_threads = ["--threads", "1"]
         else:
             base_threads = []

@@ -285,18 +285,13 @@ def check_args(args: argparse.Namespace) -> Experiment | None:
 
 
 def check_strategy_args(args: argparse.Namespace) -> None:
-    """``--strategy``, ``--no-global-mining`` and, for ``multiworker``, ``TF_CONFIG``."""
-    from oneshot.training.distributed import check_tf_config
-
+    """``--no-global-mining`` needs a strategy (``TF_CONFIG`` is checked when the multi-worker
+    strategy starts, :func:`start_strategy`)."""
     if args.no_global_mining and args.strategy == "none":
         raise UsageError(
             "--no-global-mining applies to --strategy mirrored or multiworker only (one "
             "process on one device always mines the whole batch)."
         )
-    try:
-        check_tf_config(args.strategy)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
 
 
 def check_distributable(experiment: Experiment, strategy: str) -> None:

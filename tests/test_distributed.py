@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,31 +18,17 @@ WORKER_SCRIPT = Path(__file__).with_name("distributed_worker.py")
 TIMEOUT = 240
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("localhost", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def tf_config(ports: list[int], index: int) -> str:
-    workers = [f"localhost:{port}" for port in ports]
-    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
-
-
 def run_workers(argv: list[str], tmp: Path, data_dir: Path, workers: int = 2) -> list[tuple]:
     """Start ``workers`` processes of ``argv`` with their TF_CONFIG; (exit code, stdout, stderr)
     of each, in task order. Each gets its own TMPDIR under ``tmp`` (to see what it leaves)."""
+    from oneshot.training.distributed import free_ports, local_tf_config
+
     ports = free_ports(workers)
     processes = []
     for index in range(workers):
         scratch = tmp / f"tmp{index}"
         scratch.mkdir(exist_ok=True)
-        env = {**os.environ, "TF_CONFIG": tf_config(ports, index), "TMPDIR": str(scratch),
+        env = {**os.environ, "TF_CONFIG": local_tf_config(ports, index), "TMPDIR": str(scratch),
                "ONESHOT_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT),
                "TF_CPP_MIN_LOG_LEVEL": "2"}  # fmt: skip
         processes.append(subprocess.Popen(

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
 from typing import Any
 
@@ -140,54 +141,62 @@ def get_strategy(name: str) -> tf.distribute.Strategy:
     return _CREATED[name]
 
 
+def _cluster(strategy: tf.distribute.Strategy | None):
+    """The cluster resolver of a multi-worker strategy with a cluster, else None."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type is None or not resolver.cluster_spec().as_dict():
+        return None
+    return resolver
+
+
+def strategy_name(strategy: tf.distribute.Strategy) -> str:
+    """The :data:`STRATEGIES` name of a strategy object ("none" for the default one)."""
+    names = {"MirroredStrategy": "mirrored", "MultiWorkerMirroredStrategy": "multiworker"}
+    return names.get(type(strategy).__name__, "none")
+
+
 def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
     """Whether this process writes the run folder: always, except under a multi-worker
     strategy on a worker other than the chief (the ``chief`` task, else worker 0)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None:
+    resolver = _cluster(strategy)
+    if resolver is None or resolver.task_type == "chief":
         return True
     jobs = resolver.cluster_spec().as_dict()
-    if not jobs or resolver.task_type is None:
-        return True
-    if resolver.task_type == "chief":
-        return True
     return "chief" not in jobs and resolver.task_type == "worker" and resolver.task_id == 0
 
 
 def task_name(strategy: tf.distribute.Strategy | None = None) -> str:
     """``"worker 1"``, ``"chief 0"``, or ``"single process"``."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or resolver.task_type is None:
-        return "single process"
-    return f"{resolver.task_type} {resolver.task_id}"
-
-
-def describe(strategy: tf.distribute.Strategy, global_mining: bool) -> dict[str, Any]:
-    """What a run's ``config.json`` records about the strategy it trained under."""
-    name = {
-        "MirroredStrategy": "mirrored",
-        "MultiWorkerMirroredStrategy": "multiworker",
-    }.get(type(strategy).__name__, type(strategy).__name__)
-    values: dict[str, Any] = {"name": name, "replicas": strategy.num_replicas_in_sync}
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is not None and resolver.cluster_spec().as_dict():
-        values["workers"] = sum(
-            len(v) for k, v in resolver.cluster_spec().as_dict().items() if k in ("chief", "worker")
-        )
-    values["global_mining"] = bool(global_mining)
-    return values
+    resolver = _cluster(strategy)
+    return "single process" if resolver is None else f"{resolver.task_type} {resolver.task_id}"
 
 
 def wait_for_all(strategy: tf.distribute.Strategy) -> None:
     """A barrier across the workers of a multi-worker strategy (no-op otherwise): a worker that
     has finished training waits for the chief's evaluation instead of exiting, which the
     cluster's coordination service would report as a crashed task."""
-    if getattr(strategy, "cluster_resolver", None) is None:
-        return
-    if not strategy.cluster_resolver.cluster_spec().as_dict():
+    if _cluster(strategy) is None:
         return
     barrier = tf.function(lambda: strategy.reduce("SUM", strategy.run(tf.ones, ((),)), axis=None))
     barrier()
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` TCP ports free on localhost now, for a cluster of processes on one machine."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("localhost", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def local_tf_config(ports: list[int], index: int) -> str:
+    """``TF_CONFIG`` of worker ``index`` in a cluster of workers on localhost ``ports``."""
+    workers = [f"localhost:{port}" for port in ports]
+    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
 
 
 def check_batch_split(runs, replicas: int, global_mining: bool) -> None:

@@ -56,6 +56,7 @@ from oneshot.training.distributed import (
     fit_distributed,
     get_strategy,
     is_chief,
+    strategy_name,
     task_name,
     wait_for_all,
     weights_fingerprint,
@@ -93,8 +94,7 @@ def training_record(strategy: str, global_mining: bool = True) -> dict[str, Any]
 def _resolve(strategy: str | tf.distribute.Strategy) -> tuple[str, tf.distribute.Strategy]:
     if isinstance(strategy, str):
         return strategy, get_strategy(strategy)
-    names = {"MirroredStrategy": "mirrored", "MultiWorkerMirroredStrategy": "multiworker"}
-    return names.get(type(strategy).__name__, "none"), strategy
+    return strategy_name(strategy), strategy
 
 
 def train_run(
@@ -326,9 +326,8 @@ def run_experiment(
 
                 untrained = None
                 if config.held_out:
-                    untrained = load_untrained(
-                        in_float32(build_model(config, data.train), config, data.train), run_dir
-                    )
+                    float32 = dataclasses.replace(config, precision="float32")  # as saved
+                    untrained = load_untrained(build_model(float32, data.train), run_dir)
                 entry["metrics"] = assess_run(
                     model, config, experiment.evaluation, data.test, run_dir, data_dir, seed,
                     untrained=untrained,
