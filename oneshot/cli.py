@@ -19,6 +19,15 @@ class UsageError(Exception):
     command lines print its message without a traceback."""
 
 
+class CommandParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose bad arguments (an unknown choice, a missing option, a
+    number that is not one) are reported like every other user error: one ``error:`` line on
+    stderr that points to ``--help``, exit status 2, instead of the whole usage block."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message}. See {self.prog} --help.\n")
+
+
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--debug",

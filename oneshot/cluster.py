@@ -26,13 +26,13 @@ from oneshot.applications.commands import (
     note,
     run_app,
 )
-from oneshot.cli import UsageError, add_debug_flag
+from oneshot.cli import CommandParser, UsageError, add_debug_flag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from oneshot.applications.cluster import LINKAGES, METHODS
 
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="python -m oneshot.cluster",
         description="Cluster images by their embeddings (scikit-learn k-means or agglomerative) "
         "and, for a folder of class folders, print NMI and AMI against the classes.",

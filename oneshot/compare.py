@@ -20,11 +20,10 @@ Reading run folders and building the tables is ``oneshot.runs``; this module is 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from oneshot.cli import UsageError, add_debug_flag, run_command, use_headless_backend
+from oneshot.cli import CommandParser, UsageError, add_debug_flag, run_command, use_headless_backend
 from oneshot.runs import (
     EXPERIMENT_FILE,
     HISTORY_FILE,
@@ -113,7 +112,7 @@ def compare_seeds(
 
 def main(argv: list[str] | None = None) -> int:
     use_headless_backend()
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="python -m oneshot.compare",
         description="Loss curves of several runs on one figure, and their metrics side by side.",
     )

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from oneshot.cli import UsageError, add_debug_flag, run_command, use_headless_backend
+from oneshot.cli import CommandParser, UsageError, add_debug_flag, run_command, use_headless_backend
 from oneshot.evaluation.report import PROTOCOLS, check_protocols
 
 DATASETS = ("mnist", "omniglot")
@@ -32,7 +32,7 @@ _CUSTOM_OBJECT_MODULES = ("oneshot.networks", "oneshot.losses", "oneshot.models"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="python -m oneshot.evaluate",
         description="Evaluate a saved oneshot model: one-shot accuracy, Lake's runs, ROC, CMC, MAP@R.",
     )

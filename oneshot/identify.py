@@ -32,11 +32,11 @@ from oneshot.applications.commands import (
     run_app,
     split_known,
 )
-from oneshot.cli import UsageError, add_debug_flag
+from oneshot.cli import CommandParser, UsageError, add_debug_flag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="python -m oneshot.identify",
         description="Identify query images against an enrolled gallery: rank-1 (closed set) "
         "and DIR at a false-accept rate (open set) for a query folder of class folders; the "

@@ -33,11 +33,11 @@ from oneshot.applications.commands import (
     read_images,
     run_app,
 )
-from oneshot.cli import UsageError, add_debug_flag
+from oneshot.cli import CommandParser, UsageError, add_debug_flag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="python -m oneshot.index",
         description="Build an embedding index of a folder of images, search it with query "
         "images, or measure its precision@k and MAP@R.",

@@ -25,11 +25,11 @@ from oneshot.applications.commands import (
     run_app,
     split_known,
 )
-from oneshot.cli import UsageError, add_debug_flag
+from oneshot.cli import CommandParser, UsageError, add_debug_flag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="python -m oneshot.novelty",
         description="Novelty detection: the distance of each query to the nearest enrolled "
         "image; for a query folder of class folders, the AUROC of unseen-class queries against "

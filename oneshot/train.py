@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from oneshot.cli import UsageError, add_debug_flag, run_command, use_headless_backend
+from oneshot.cli import CommandParser, UsageError, add_debug_flag, run_command, use_headless_backend
 from oneshot.experiments import EXPERIMENTS, Experiment, describe_experiments, get_experiment
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="python -m oneshot.train",
         description="Train a named one-shot experiment and write its results.",
         epilog="Experiments:\n" + describe_experiments(),

@@ -30,7 +30,7 @@ from oneshot.applications.commands import (
     read_images,
     run_app,
 )
-from oneshot.cli import UsageError, add_debug_flag
+from oneshot.cli import CommandParser, UsageError, add_debug_flag
 
 PROG = "python -m oneshot.verify"
 USAGE = f"""
@@ -39,7 +39,7 @@ USAGE = f"""
 
 
 def calibrate_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog=f"{PROG} calibrate",
         description="Calibrate the same/different threshold of a model at a false-accept rate, "
         "on the pairs of a held-out folder of class folders, and save it beside the model.",
@@ -63,7 +63,7 @@ def calibrate_parser() -> argparse.ArgumentParser:
 
 
 def check_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog=PROG,
         usage=USAGE,
         description="Same or different? Compare the distance between two images with the "

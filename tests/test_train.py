@@ -453,3 +453,27 @@ def test_run_labels_grow_until_they_differ(tmp_path):
     assert run_labels(same) == ["best/seed0/run", "best-2cores/seed0/run"]
     plain = [tmp_path / "exp" / "triplet", tmp_path / "exp" / "quadruplet"]
     assert run_labels(plain) == ["exp/triplet", "exp/quadruplet"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--experiment", "mnist-best", "--precision", "float16"],
+         "argument --precision: invalid choice: 'float16'"),
+        (["--experiment", "mnist-best", "--patience", "many"],
+         "argument --patience: invalid int value: 'many'"),
+        (["--out", "x"], "one of the arguments --experiment --images is required"),
+    ],
+    ids=["bad-choice", "bad-number", "missing"],
+)  # fmt: skip
+def test_argparse_errors_are_one_line_pointing_to_help(tmp_path, capsys, argv, message):
+    """A bad argument argparse itself refuses: one error line (not the usage block), exit 2."""
+    from oneshot.train import main
+
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--out", str(tmp_path / "out")] if "--out" not in argv else argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: python -m oneshot.train: " + message), err
+    assert err.rstrip().endswith("See python -m oneshot.train --help.")
+    assert not (tmp_path / "out").exists()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from oneshot.cli import CommandParser
 from oneshot.data import sources
 from oneshot.data.datasets import (
     DATASETS,
@@ -81,7 +82,7 @@ def check(data_dir: str | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m oneshot.data", description=__doc__)
+    parser = CommandParser(prog="python -m oneshot.data", description=__doc__)
     parser.add_argument("--check", action="store_true", help="verify and load every dataset")
     parser.add_argument(
         "--data-dir", help=f"folder with mnist/ and omniglot/ (default: ${sources.ENV_DATA_DIR})"
