@@ -31,7 +31,7 @@ from oneshot.experiments.reproduction import (
     mnist_triplet_vs_quadruplet,
     omniglot_triplet_vs_quadruplet,
 )
-from oneshot.experiments.round2 import omniglot_loss_lever, omniglot_precision
+from oneshot.experiments.round2 import omniglot_frontier, omniglot_loss_lever, omniglot_precision
 from oneshot.experiments.your_data import mnist_heldout
 from oneshot.training.configs import (
     CONFIG_TYPES,
@@ -76,6 +76,7 @@ EXPERIMENTS: dict[str, Callable[[bool], Experiment]] = {
     "omniglot-losses": omniglot_losses,
     "omniglot-precision": omniglot_precision,
     "omniglot-loss-lever": omniglot_loss_lever,
+    "omniglot-frontier": omniglot_frontier,
 }
 
 

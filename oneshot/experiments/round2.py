@@ -12,8 +12,15 @@ held out, the evaluation set untouched) with one lever changed, one run per sett
   comparison chose (:data:`oneshot.experiments.losses.CHOSEN`), the loss that beat batch-hard
   there by 2.1 points after 1,000 steps.
 
+- ``omniglot-frontier``: capacity against steps at the issue's budget of 30 minutes on one
+  core: width 64 trained 3.4x longer, width 96 and 128, and 48x48 input, each given the number
+  of steps that fills the budget at its measured step time (one thread, 35x35: 0.21 s for
+  width 64, 0.38 s for 96, 0.62 s for 128; 0.40 s for width 64 at 48x48). The 2,500-step
+  point (8.5 minutes) is ``omniglot-precision``'s ``float32`` run.
+
 For S in 0 1: ``python -m oneshot.train --experiment omniglot-precision --seed S --threads 1
---out results/omniglot-precision/seedS`` (likewise ``omniglot-loss-lever``).
+--out results/omniglot-precision/seedS`` (likewise ``omniglot-loss-lever``,
+``omniglot-frontier``; ``--runs NAME`` trains one run).
 """
 
 from __future__ import annotations
@@ -55,5 +62,35 @@ def omniglot_loss_lever(paper: bool) -> Experiment:
             best_omniglot_run("batch-hard", batch_hard_loss(), **VALIDATION),
             best_omniglot_run("nt-xent", nt_xent.make(CHOSEN[nt_xent.name]), **VALIDATION),
         ),
+        VALIDATION_EVAL,
+    )
+
+
+FRONTIER_STEPS = {"w64": 8500, "w96": 4800, "w128": 2900, "w64-48px": 4600}
+"""Steps that fill 30 minutes of one core (measured step times, see the module docstring)."""
+
+
+def omniglot_frontier(paper: bool) -> Experiment:
+    """Width and input size against training steps at 30 one-core minutes (validation alphabets)."""
+    common = dict(validation_alphabets=6)
+    runs = []
+    for name, steps in FRONTIER_STEPS.items():
+        width = int(name.split("-")[0][1:])
+        size = dict(image_size=48) if name.endswith("48px") else {}
+        runs.append(
+            best_omniglot_run(
+                f"{name}-{steps}",
+                batch_hard_loss(),
+                steps=steps,
+                network_kwargs={"width": width},
+                **size,
+                **common,
+            )  # fmt: skip
+        )
+    return Experiment(
+        "omniglot-frontier",
+        "Capacity vs steps at 30 one-core minutes on 6 held-out background alphabets: "
+        "width 64/96/128, 48x48 input.",
+        tuple(runs),
         VALIDATION_EVAL,
     )

@@ -1,0 +1,32 @@
+"""Accuracy round 2 experiments: each changes one lever of the ``omniglot-tuning`` recipe, so
+that its runs compare fairly with the committed 2,500-step point."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from oneshot.experiments import get_experiment
+from oneshot.experiments.round2 import FRONTIER_STEPS
+
+
+def _fields(run) -> dict:
+    values = run.to_dict()
+    values.pop("loss")  # compared through its config below
+    return values
+
+
+def test_frontier_runs_change_only_width_input_size_and_steps():
+    reference = get_experiment("omniglot-tuning").runs[0]  # 'rotated': the 2,500-step point
+    assert reference.name == "rotated" and reference.steps == 2500
+    frontier = get_experiment("omniglot-frontier").runs
+    assert [r.name for r in frontier] == [f"{n}-{s}" for n, s in FRONTIER_STEPS.items()]
+    for run in frontier:
+        assert run.loss.get_config() == reference.loss.get_config()
+        width = int(run.name.split("-")[0][1:])
+        size = 48 if "48px" in run.name else 35
+        expected = dataclasses.replace(
+            reference, name=run.name, steps=FRONTIER_STEPS[run.name.rsplit("-", 1)[0]],
+            network_kwargs={"width": width}, image_size=size,
+        )  # fmt: skip
+        assert _fields(run) == _fields(expected), run.name
+        assert run.validation_alphabets == 6  # the evaluation set is never used for choices
