@@ -81,6 +81,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="test-time averaging of each embedding over shifts of this many pixels (default 0: off)",
     )
     parser.add_argument(
+        "--rotations",
+        type=float,
+        default=0.0,
+        help="test-time averaging of each embedding with copies rotated by +/- this many "
+        "degrees (default 0: off)",
+    )
+    parser.add_argument(
         "--validation-alphabets",
         type=int,
         default=0,
@@ -156,6 +163,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"--cmc-trials must be >= 1. Received: {args.cmc_trials}.")
     if args.shifts < 0:
         raise UsageError(f"--shifts must be >= 0. Received: {args.shifts}.")
+    if not 0 <= args.rotations < 90:
+        raise UsageError(f"--rotations must be degrees in [0, 90). Received: {args.rotations}.")
     if args.validation_alphabets and (args.dataset, split) != ("omniglot", "background"):
         raise UsageError(
             "--validation-alphabets holds out alphabets of the Omniglot background split: pass "
@@ -169,7 +178,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     model = load_model(args.model)
     try:
-        scorer = Scorer.from_model(model, distance=args.distance, shifts=args.shifts)
+        scorer = Scorer.from_model(
+            model, distance=args.distance, shifts=args.shifts, rotations=args.rotations
+        )
     except ValueError as error:
         hint = " On the command line: pass --distance NAME." if args.distance is None else ""
         raise UsageError(f"{error}{hint}") from None
@@ -206,6 +217,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     if report.get("distance") is not None:  # the Distance object, as a JSON-ready name
         report["distance"] = distance_name(report["distance"])
+    report["test_shifts"], report["test_rotations"] = args.shifts, args.rotations
     return {"model": str(args.model), **report}
 
 

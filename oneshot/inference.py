@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from oneshot.data.augment import rotate
 from oneshot.data.preprocess import to_model_input
 from oneshot.distances import (
     Distance,
@@ -46,6 +47,9 @@ class Scorer:
             ``shifts`` pixels left, right, up and down (zeros fill in), and the five embeddings
             are averaged (then re-normalised if the network's are unit length). Still one-shot:
             it uses no other labelled image. 0 turns it off. Defaults to 0.
+        rotations: test-time rotation averaging: two more views, the image rotated by
+            ``+rotations`` and ``-rotations`` degrees about its centre (zeros fill in),
+            averaged with the others. 0 turns it off. Defaults to 0.
     """
 
     def __init__(
@@ -56,10 +60,16 @@ class Scorer:
         batch_size: int = 512,
         similarity_model: keras.Model | None = None,
         shifts: int = 0,
+        rotations: float = 0.0,
     ) -> None:
         if int(shifts) < 0:
             raise ValueError(
                 f"Invalid value for argument `shifts`. Expected an int >= 0. Received: shifts={shifts!r}"
+            )
+        if not 0 <= float(rotations) < 90:
+            raise ValueError(
+                "Invalid value for argument `rotations`. Expected degrees in [0, 90). "
+                f"Received: rotations={rotations!r}"
             )
         if metric_model is not None and similarity_model is not None:
             raise ValueError(
@@ -71,6 +81,7 @@ class Scorer:
         self.similarity_model = similarity_model
         self.batch_size = batch_size
         self.shifts = int(shifts)
+        self.rotations = float(rotations)
         self._local_call = None  # see _predict
 
     @property
@@ -96,9 +107,12 @@ class Scorer:
             )
         x = to_model_input(images)
         self._check_image_shape(x.shape[1:])
-        if not self.shifts:
+        if not self.shifts and not self.rotations:
             return self._predict(x)
-        views = [self._predict(view) for view in shifted_views(x, self.shifts)]
+        views = shifted_views(x, self.shifts) if self.shifts else [x]
+        if self.rotations:
+            views += [rotate(x, a).numpy() for a in (self.rotations, -self.rotations)]
+        views = [self._predict(view) for view in views]
         mean = np.mean(views, axis=0)
         norms = np.linalg.norm(views[0], axis=1)
         if np.allclose(norms, 1.0, atol=1e-3):  # unit-length network: stay on the sphere
@@ -210,6 +224,7 @@ class Scorer:
         distance: Distance | str | None = None,
         batch_size: int = 512,
         shifts: int = 0,
+        rotations: float = 0.0,
     ) -> Scorer:
         """Build a Scorer from any oneshot model (or a bare embedding network).
 
@@ -238,6 +253,7 @@ class Scorer:
             batch_size=batch_size,
             similarity_model=similarity,
             shifts=shifts,
+            rotations=rotations,
         )
 
 

@@ -163,15 +163,19 @@ def test_validation_alphabets_shifts_and_resized_mnist(model28, data_dir, tmp_pa
     evaluation set, are skipped), shift averaging, and MNIST resized to a model's input."""
     base = ["--model", str(model28), "--data-dir", str(data_dir), "--episodes", "20"]
     args = [*base, "--dataset", "omniglot", "--split", "background", "--image-size", "28",
-            "--validation-alphabets", "6", "--shifts", "1", "--protocol", "nway", "lake"]  # fmt: skip
+            "--validation-alphabets", "6", "--shifts", "1", "--rotations", "5",
+            "--protocol", "nway", "lake"]  # fmt: skip
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out)
+    assert (report["test_shifts"], report["test_rotations"]) == (1, 5.0)
     assert report["split"] == "background (validation alphabets)"
     assert report["classes"] < 964 and "skipped" in report["lake"]
     assert main([*base, "--dataset", "mnist", "--validation-alphabets", "6"]) == 2
     assert "--split background" in capsys.readouterr().err
     assert main([*base, "--dataset", "omniglot", "--image-size", "28", "--shifts", "-1"]) == 2
     assert "--shifts" in capsys.readouterr().err
+    assert main([*base, "--dataset", "omniglot", "--image-size", "28", "--rotations", "90"]) == 2
+    assert "--rotations must be degrees in [0, 90)" in capsys.readouterr().err
     model35 = tmp_path / "m35.keras"
     save_tiny_model(model35, 35)
     mnist = ["--model", str(model35), "--data-dir", str(data_dir), "--dataset", "mnist",

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from oneshot.data import load_mnist
+from oneshot.data.augment import rotate
 from oneshot.data.samplers import pk_dataset
 from oneshot.distances import CosineSimilarity, LpDistance
 from oneshot.evaluation.episodes import nway_accuracy
@@ -60,6 +61,25 @@ def test_shift_averaged_embedding_is_the_mean_of_the_views(unit):
 def test_negative_shifts_are_refused():
     with pytest.raises(ValueError, match="shifts"):
         Scorer(_flatten_model(False), shifts=-1)
+    for bad in (-5, 90):
+        with pytest.raises(ValueError, match="rotations"):
+            Scorer(_flatten_model(False), rotations=bad)
+
+
+def test_rotation_views_join_the_shift_views_in_the_average():
+    """shifts=1, rotations=10: the five shift views and the +/-10 degree views, seven in all."""
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (3, 4, 4), dtype=np.uint8)
+    model = _flatten_model(False)
+    x = images[..., None].astype(np.float32) / 255.0
+    views = shifted_views(x, 1) + [rotate(x, 10).numpy(), rotate(x, -10).numpy()]
+    expected = np.mean([model.predict(v, verbose=0) for v in views], axis=0)
+    got = Scorer(model, shifts=1, rotations=10).embed(images)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    only_rotations = np.mean([model.predict(v, verbose=0) for v in [x, *views[5:]]], axis=0)
+    np.testing.assert_allclose(
+        Scorer(model, rotations=10).embed(images), only_rotations, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_large_sets_are_embedded_in_blocks_with_the_same_numbers(data_dir, monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from oneshot.data import load_omniglot
-from oneshot.data.augment import random_affine
+from oneshot.data.augment import random_affine, rotate
 from oneshot.data.indices import _distinct_positions
 from oneshot.data.samplers import (
     ClassIndex,
@@ -375,6 +375,22 @@ def test_affine_moves_a_dot_within_koch_ranges():
     assert np.all(mass > 0.2)
     assert np.all(radius < 11.5) and np.all(radius > 1.0)
     assert np.std(cx) > 0.3 and np.std(cy) > 0.3
+
+
+def test_rotate_turns_a_dot_about_the_centre_by_the_angle():
+    """A dot 8 px right of the centre of a 41x41 image: +90 degrees puts it 8 px above the
+    centre (counter-clockwise on screen), -90 below, 0 leaves the image as it is."""
+    images = np.zeros((1, 41, 41, 1), np.float32)
+    images[0, 20, 28] = 1.0
+    for degrees, (row, col) in [(90, (12, 20)), (-90, (28, 20)), (180, (20, 12))]:
+        out = rotate(images, degrees).numpy()[0, ..., 0]
+        assert np.unravel_index(out.argmax(), out.shape) == (row, col), degrees
+        assert out.max() > 0.99
+    np.testing.assert_array_equal(rotate(images, 0).numpy(), images)
+    small = rotate(images, 10).numpy()[0, ..., 0]
+    ys, xs = np.mgrid[:41, :41]
+    angle = np.degrees(np.arctan2(-(small * ys).sum() + 20, (small * xs).sum() - 20))
+    assert abs(angle - 10) < 0.5
 
 
 def test_augment_strength_scales_every_range():

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
-__all__ = ["random_affine"]
+__all__ = ["random_affine", "rotate"]
 
 
 def random_affine(
@@ -66,8 +67,6 @@ def random_affine(
         scale = (low, high)
     seed = tf.cast(seed, tf.int64)
     b = tf.shape(images)[0]
-    h = tf.cast(tf.shape(images)[1], tf.float32)
-    w = tf.cast(tf.shape(images)[2], tf.float32)
 
     def draw(offset: int, n: int, low: float, high: float) -> tf.Tensor:
         return tf.random.stateless_uniform((b, n), seed + offset, low, high)
@@ -76,6 +75,42 @@ def random_affine(
     sh = draw(2, 2, -shear, shear)
     sc = draw(3, 2, scale[0], scale[1])
     tr = draw(4, 2, -translation, translation)
+    return _warp(images, theta, sh, sc, tr)
+
+
+def rotate(images: tf.Tensor | np.ndarray, degrees: float) -> tf.Tensor:
+    """Rotate every image of a batch by ``degrees`` (counter-clockwise on screen) about its
+    centre, bilinear, zeros (background) filling the uncovered corners: the fixed views of
+    test-time rotation averaging (:class:`oneshot.inference.Scorer`).
+
+    Args:
+        images: float (B, H, W, C) with background 0.
+        degrees: the angle; 0 returns the images unchanged.
+
+    Returns:
+        A float32 tensor shaped like ``images``.
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    if images.shape.rank != 4:
+        raise ValueError(
+            f"Invalid value for argument `images`. Expected rank 4 (B, H, W, C). "
+            f"Received shape {images.shape}."
+        )
+    if degrees == 0:
+        return images
+    b = tf.shape(images)[0]
+    theta = tf.fill([b], -float(degrees) * math.pi / 180.0)  # image rows point down
+    zeros, ones = tf.zeros((b, 2)), tf.ones((b, 2))
+    return _warp(images, theta, zeros, ones, zeros)
+
+
+def _warp(
+    images: tf.Tensor, theta: tf.Tensor, sh: tf.Tensor, sc: tf.Tensor, tr: tf.Tensor
+) -> tf.Tensor:
+    """Per-image affine map about the centre: rotation ``theta`` (B,) radians, shear, scale and
+    translation (B, 2) each, applied scale -> shear -> rotation -> translation."""
+    h = tf.cast(tf.shape(images)[1], tf.float32)
+    w = tf.cast(tf.shape(images)[2], tf.float32)
     zero, one = tf.zeros_like(theta), tf.ones_like(theta)
 
     def mat(rows):
