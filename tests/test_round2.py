@@ -30,3 +30,12 @@ def test_frontier_runs_change_only_width_input_size_and_steps():
         )  # fmt: skip
         assert _fields(run) == _fields(expected), run.name
         assert run.validation_alphabets == 6  # the evaluation set is never used for choices
+
+
+def test_alphabet_batches_change_only_the_batch_sampling():
+    reference = get_experiment("omniglot-precision").runs[0]  # 'float32': the baseline
+    (run,) = get_experiment("omniglot-alphabet-batches").runs
+    assert run.within_alphabet and not reference.within_alphabet
+    expected = dataclasses.replace(reference, name=run.name, within_alphabet=True)
+    assert _fields(run) == _fields(expected)
+    assert run.loss.get_config() == reference.loss.get_config()

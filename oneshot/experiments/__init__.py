@@ -31,7 +31,12 @@ from oneshot.experiments.reproduction import (
     mnist_triplet_vs_quadruplet,
     omniglot_triplet_vs_quadruplet,
 )
-from oneshot.experiments.round2 import omniglot_frontier, omniglot_loss_lever, omniglot_precision
+from oneshot.experiments.round2 import (
+    omniglot_alphabet_batches,
+    omniglot_frontier,
+    omniglot_loss_lever,
+    omniglot_precision,
+)
 from oneshot.experiments.your_data import mnist_heldout
 from oneshot.training.configs import (
     CONFIG_TYPES,
@@ -77,6 +82,7 @@ EXPERIMENTS: dict[str, Callable[[bool], Experiment]] = {
     "omniglot-precision": omniglot_precision,
     "omniglot-loss-lever": omniglot_loss_lever,
     "omniglot-frontier": omniglot_frontier,
+    "omniglot-alphabet-batches": omniglot_alphabet_batches,
 }
 
 
