@@ -4,7 +4,7 @@
     python benchmarks/bench_models.py [--networks conv4@28,conv4@35,conv4w32@28,eric_mnist@28]
                                       [--kinds online,triplet,quadruplet,siamese]
                                       [--steps 10] [--repeats 4] [--threads N]
-                                      [--quick] [--data-dir DIR]
+                                      [--quick] [--data-dir DIR] [--precision P]
                                       [--out results/benchmarks/models.txt]
 
 Needs the real data (``export ONESHOT_DATA_DIR=...``): Omniglot background, resized to each
@@ -22,8 +22,9 @@ the default list: ``--networks koch@105 --steps 3 --repeats 2``).
 Step times are medians over ``--repeats`` timed epochs of ``--steps`` steps each, after one
 warm-up epoch (tracing). ``--quick`` (smoke test): conv4w32@28 only, epochs of 2 steps.
 ``--threads N`` sets TensorFlow's intra- and inter-op threads and the tf.data private thread
-pool; 0 keeps TensorFlow's defaults. The machine may be shared: the header records the load
-average.
+pool; 0 keeps TensorFlow's defaults. ``--precision mixed_bfloat16`` times every row with the
+embedding network in bfloat16 (a run's ``precision``). The machine may be shared: the header
+records the load average.
 
 Output committed as ``results/benchmarks/models.txt`` (formerly table 2 of ``training.txt``,
 written by ``bench_training.py``, which this file replaces).
@@ -32,6 +33,7 @@ written by ``bench_training.py``, which this file replaces).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -64,7 +66,7 @@ def time_models(args, specs, kinds: list[str]) -> list[tuple]:
         for kind in kinds:
             keras.backend.clear_session()
             keras.utils.set_random_seed(0)
-            config = run_config(spec, kind)
+            config = dataclasses.replace(run_config(spec, kind), precision=args.precision)
             model = build_model(config)
             dataset = with_threads(build_dataset(config, model, train, seed=0), args.threads)
             seconds = time_fit(model, dataset, args.steps, args.repeats)
@@ -85,6 +87,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=4, help="timed epochs (median)")
     parser.add_argument("--threads", type=int, default=0, help="TF threads (0: TF default)")
     parser.add_argument("--data-dir", default=None, help="default: $ONESHOT_DATA_DIR")
+    parser.add_argument(
+        "--precision", default="float32", help="float32 or mixed_bfloat16 (a run's `precision`)"
+    )
     parser.add_argument("--out", default="results/benchmarks/models.txt")
     parser.add_argument("--quick", action="store_true", help="smoke test: tiny and fast")
     args = parser.parse_args(argv)
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> str:
     lines = [
         *header("bench_models.py", command, time.perf_counter() - started),
         f"# medians of {args.repeats} epochs of {args.steps} steps after one warm-up epoch; "
-        "images/s = images per step / median step time",
+        f"images/s = images per step / median step time; precision {args.precision}",
         "",
         "## networks x model kinds: model.fit on build_dataset (real data, no augmentation)",
         f"{'network':14s} {'size':>5s} {'kind':10s} {'images':>6s} {'params':>10s} "

@@ -142,6 +142,10 @@ def test_bench_models_quick(data_dir, tmp_path, started_tensorflow):
     assert [row[2] for row in grid] == list(bench.KINDS)
     assert [row[3] for row in grid] == ["128", "96", "128", "128"]
     assert all(number_cells(row[4:]) for row in grid)
+    assert "precision float32" in text
+    with pytest.raises(ValueError, match="`precision`"):  # --precision reaches the run config
+        bench.main(["--quick", "--precision", "float16", "--data-dir", str(data_dir),
+                    "--out", str(tmp_path / "x.txt")])  # fmt: skip
 
 
 def test_bench_memory_quick(data_dir, tmp_path, started_tensorflow):
