@@ -68,7 +68,10 @@ def compare_seeds(
     from oneshot.experiments.losses import family_of
     from oneshot.plots.comparisons import plot_curves_by_group, plot_seed_intervals
 
-    columns = seed_columns(seed_dirs)
+    try:
+        columns = seed_columns(seed_dirs)
+    except ValueError as error:  # a run name twice under one seed name
+        raise UsageError(str(error)) from None
     if not columns:
         raise UsageError(
             f"no evaluated run ({METRICS_FILE}) in {', '.join(map(str, seed_dirs))}. Pass the "
@@ -97,7 +100,11 @@ def compare_seeds(
             scale_of=lambda m: 1.0 if lower_is_better(m) else 100.0,
         )  # fmt: skip
         histories = {
-            name: [read_history(Path(d) / name) for d in seed_dirs if Path(d).name in by_seed]
+            name: [
+                read_history(Path(d) / name)
+                for d in seed_dirs
+                if Path(d).name in by_seed and (Path(d) / name / METRICS_FILE).exists()
+            ]
             for name, by_seed in columns.items()
         }
         if any(h.get("monitor_20way") for runs in histories.values() for h in runs):
@@ -128,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         "--seeds",
         action="store_true",
         help="the folders are one experiment's OUT per seed (e.g. results/omniglot-losses/seed0 "
-        "seed1 seed2): one row per run, the mean and 95%% t interval over the seeds",
+        "seed1 seed2; several experiments' seed folders may be mixed, seeds paired by folder "
+        "name): one row per run, the mean and 95%% t interval over the seeds",
     )
     parser.add_argument(
         "--baseline",

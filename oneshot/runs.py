@@ -340,10 +340,19 @@ def seed_columns(seed_dirs: list[Path]) -> dict[str, dict[str, dict[str, float]]
     """Headline metrics (with training steps and minutes) of every evaluated run of seed
     folders such as ``results/omniglot-losses/seed0 ... seed2``: run name -> seed folder name
     -> metrics. Unfinished runs (no ``metrics.json``) are left out, so a comparison can be read
-    while its seeds are still running."""
+    while its seeds are still running. Seed folders of several experiments can be mixed (e.g.
+    a lever's runs against another experiment's baseline): runs are matched by name and seeds
+    by folder name, so a run name may appear once per seed folder name."""
     found: dict[str, dict[str, dict[str, float]]] = {}
     for name in _run_names(seed_dirs):
         done = [Path(d) for d in seed_dirs if (Path(d) / name / METRICS_FILE).exists()]
+        seeds = [d.name for d in done]
+        if len(set(seeds)) < len(seeds):
+            twice = sorted({str(d) for d in done if seeds.count(d.name) > 1})
+            raise ValueError(
+                f"Run {name!r} is in several seed folders of the same name: {', '.join(twice)}. "
+                "Compare the experiments separately, or rename one run."
+            )
         if done:
             columns = _run_columns([d / name for d in done])
             found[name] = {d.name: c for d, c in zip(done, columns, strict=True)}

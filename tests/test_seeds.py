@@ -117,6 +117,39 @@ def test_compare_seeds_bad_input_is_one_error_line(tmp_path, capsys, args, messa
     assert not (tmp_path / "x.png").exists()
 
 
+def _fake_run(folder: Path, within: float) -> None:
+    folder.mkdir(parents=True)
+    (folder / runs.HISTORY_FILE).write_text(
+        f"step,seconds,monitor_20way\n500,60,{within - 0.05}\n1000,120,{within}\n"
+    )
+    report = {"dataset": "omniglot", "nway": [{
+        "protocol": {"task": "20-way 1-shot", "n_way": 20, "k_shot": 1, "within_alphabet": True},
+        "accuracy": within}]}  # fmt: skip
+    (folder / runs.METRICS_FILE).write_text(json.dumps(report))
+
+
+def test_compare_seeds_pairs_runs_of_two_experiments_by_seed_folder(tmp_path, capsys):
+    """A lever's experiment against another experiment's baseline: seed0 with seed0, seed1
+    with seed1; the monitor curves of both go into the -time figure. The same run name twice
+    under one seed name is refused (one run would silently replace the other)."""
+    for seed in (0, 1):
+        _fake_run(tmp_path / "base" / f"seed{seed}" / "base", 0.70 + seed / 100)
+        _fake_run(tmp_path / "lever" / f"seed{seed}" / "lever", 0.72 + seed / 100)
+    seeds = [str(tmp_path / e / f"seed{s}") for e in ("base", "lever") for s in (0, 1)]
+    out = tmp_path / "mixed.png"
+    assert compare.main(["--seeds", *seeds, "--baseline", "base", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("| `lever` | 2 | 72.5 ± ") and "▲" in lines[2]
+    assert lines[3].startswith("| `base` | 2 | 70.5 ± ")
+    assert (tmp_path / "mixed-time.png").exists()
+    _fake_run(tmp_path / "again" / "seed0" / "base", 0.9)
+    args = ["--seeds", *seeds, str(tmp_path / "again" / "seed0"), "--out", str(tmp_path / "x.png")]
+    assert compare.main(args) == 2
+    err = capsys.readouterr().err
+    assert "Run 'base' is in several seed folders of the same name" in err
+    assert "Traceback" not in err and not (tmp_path / "x.png").exists()
+
+
 def test_compare_seeds_of_held_out_runs_shows_the_model_beside_its_baselines(tmp_path, capsys):
     """Runs that hold out classes (mnist-few-class) have no Omniglot metric: the table leads
     with the held-out model, the untrained network and raw pixels, best model first."""
