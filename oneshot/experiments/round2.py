@@ -21,7 +21,8 @@ held out, the evaluation set untouched) with one lever changed, one run per sett
 - ``omniglot-alphabet-batches``: P x K batches whose 32 classes come from one alphabet
   (``within_alphabet=True``; a rotated alphabet counts as its own), so batch-hard mining meets
   the look-alike characters a within-alphabet episode asks to tell apart. The baseline is
-  ``omniglot-precision``'s ``float32`` run (random classes), same recipe and steps.
+  ``omniglot-precision``'s ``float32`` run (random classes), same recipe and steps; its
+  ``w96-within-alphabet-4800`` run puts the lever on the frontier's ``w96-4800``.
 
 For S in 0 1: ``python -m oneshot.train --experiment omniglot-precision --seed S --threads 1
 --out results/omniglot-precision/seedS`` (likewise ``omniglot-loss-lever``,
@@ -111,6 +112,14 @@ def omniglot_alphabet_batches(paper: bool) -> Experiment:
             best_omniglot_run(
                 "within-alphabet", batch_hard_loss(), within_alphabet=True, **VALIDATION
             ),
+            best_omniglot_run(  # the lever on the frontier's width-96 run (30 minutes)
+                "w96-within-alphabet-4800",
+                batch_hard_loss(),
+                within_alphabet=True,
+                network_kwargs={"width": 96},
+                validation_alphabets=6,
+                steps=FRONTIER_STEPS["w96"],
+            ),  # fmt: skip
         ),
         VALIDATION_EVAL,
     )
