@@ -34,10 +34,10 @@ def test_frontier_runs_change_only_width_input_size_and_steps():
 
 def test_alphabet_batches_change_only_the_batch_sampling():
     reference = get_experiment("omniglot-precision").runs[0]  # 'float32': the baseline
-    run, wide = get_experiment("omniglot-alphabet-batches").runs
+    run, long = get_experiment("omniglot-alphabet-batches").runs
     assert run.within_alphabet and not reference.within_alphabet
     expected = dataclasses.replace(reference, name=run.name, within_alphabet=True)
     assert _fields(run) == _fields(expected)
     assert run.loss.get_config() == reference.loss.get_config()
-    w96 = next(r for r in get_experiment("omniglot-frontier").runs if r.name == "w96-4800")
-    assert _fields(wide) == _fields(dataclasses.replace(w96, name=wide.name, within_alphabet=True))
+    w64 = next(r for r in get_experiment("omniglot-frontier").runs if r.name == "w64-8500")
+    assert _fields(long) == _fields(dataclasses.replace(w64, name=long.name, within_alphabet=True))

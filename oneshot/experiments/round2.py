@@ -22,7 +22,7 @@ held out, the evaluation set untouched) with one lever changed, one run per sett
   (``within_alphabet=True``; a rotated alphabet counts as its own), so batch-hard mining meets
   the look-alike characters a within-alphabet episode asks to tell apart. The baseline is
   ``omniglot-precision``'s ``float32`` run (random classes), same recipe and steps; its
-  ``w96-within-alphabet-4800`` run puts the lever on the frontier's ``w96-4800``.
+  ``w64-within-alphabet-8500`` run puts the lever on the frontier's ``w64-8500``.
 
 For S in 0 1: ``python -m oneshot.train --experiment omniglot-precision --seed S --threads 1
 --out results/omniglot-precision/seedS`` (likewise ``omniglot-loss-lever``,
@@ -112,14 +112,13 @@ def omniglot_alphabet_batches(paper: bool) -> Experiment:
             best_omniglot_run(
                 "within-alphabet", batch_hard_loss(), within_alphabet=True, **VALIDATION
             ),
-            best_omniglot_run(  # the lever on the frontier's width-96 run (30 minutes)
-                "w96-within-alphabet-4800",
+            best_omniglot_run(  # the lever on the frontier's 30-minute width-64 run
+                "w64-within-alphabet-8500",
                 batch_hard_loss(),
                 within_alphabet=True,
-                network_kwargs={"width": 96},
                 validation_alphabets=6,
-                steps=FRONTIER_STEPS["w96"],
-            ),  # fmt: skip
+                steps=FRONTIER_STEPS["w64"],
+            ),
         ),
         VALIDATION_EVAL,
     )
