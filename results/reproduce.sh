@@ -44,3 +44,35 @@ for seed in 0 1 2; do
 done
 "$PY" -m oneshot.compare --seeds results/mnist-few-class/seed0 results/mnist-few-class/seed1 results/mnist-few-class/seed2 \
   --baseline readme --out results/mnist-few-class/comparison.png > results/mnist-few-class/table.md
+
+# Issue 18: accuracy round 2, levers on 6 held-out background alphabets (one core per run, two
+# side by side). Precision and loss: 2 seeds x 2 runs x ~9 minutes each.
+for experiment in omniglot-precision omniglot-loss-lever; do
+  for seed in 0 1; do
+    "$PY" -m oneshot.train --experiment "$experiment" --seed "$seed" --threads 1 --out "results/$experiment/seed$seed" --overwrite
+  done
+done
+"$PY" -m oneshot.compare --seeds results/omniglot-precision/seed0 results/omniglot-precision/seed1 \
+  --baseline float32 --out results/omniglot-precision/comparison.png > results/omniglot-precision/table.md
+"$PY" -m oneshot.compare --seeds results/omniglot-loss-lever/seed0 results/omniglot-loss-lever/seed1 \
+  --baseline batch-hard --out results/omniglot-loss-lever/comparison.png > results/omniglot-loss-lever/table.md
+PYTHON="$PY" bash results/omniglot-test-rotations/run.sh
+# The 30-minute frontier (each run ~30 minutes of one core): all four runs on seed 0, the two best on seed 1.
+for run in w64-8500 w96-4800 w128-2900 w64-48px-4600; do
+  "$PY" -m oneshot.train --experiment omniglot-frontier --seed 0 --runs "$run" --threads 1 --out results/omniglot-frontier/seed0 --overwrite
+done
+for run in w64-8500 w96-4800; do
+  "$PY" -m oneshot.train --experiment omniglot-frontier --seed 1 --runs "$run" --threads 1 --out results/omniglot-frontier/seed1 --overwrite
+done
+"$PY" -m oneshot.compare --seeds results/omniglot-precision/seed0 results/omniglot-precision/seed1 results/omniglot-frontier/seed0 \
+  results/omniglot-frontier/seed1 --baseline float32 --out results/omniglot-frontier/comparison.png > results/omniglot-frontier/table.md
+# Batches from one alphabet: the tuned recipe on seeds 0 and 1, the 30-minute one on seed 0.
+for seed in 0 1; do
+  "$PY" -m oneshot.train --experiment omniglot-alphabet-batches --seed "$seed" --runs within-alphabet --threads 1 --out "results/omniglot-alphabet-batches/seed$seed" --overwrite
+done
+"$PY" -m oneshot.train --experiment omniglot-alphabet-batches --seed 0 --runs w64-within-alphabet-8500 --threads 1 --out results/omniglot-alphabet-batches/seed0 --overwrite
+"$PY" -m oneshot.compare --markdown results/omniglot-precision/seed0/float32 results/omniglot-precision/seed1/float32 \
+  results/omniglot-alphabet-batches/seed0/within-alphabet results/omniglot-alphabet-batches/seed1/within-alphabet \
+  --out results/omniglot-alphabet-batches/comparison.png > results/omniglot-alphabet-batches/table.md
+"$PY" -m oneshot.compare --markdown results/omniglot-frontier/seed0/w64-8500 results/omniglot-alphabet-batches/seed0/w64-within-alphabet-8500 \
+  --out results/omniglot-alphabet-batches/comparison-8500.png >> results/omniglot-alphabet-batches/table.md

@@ -7,7 +7,7 @@ set -euo pipefail
 OUT=results/omniglot-test-rotations
 for S in 0 1; do
   for R in 0 5 10 15; do
-    python -m oneshot.evaluate --model results/omniglot-precision/seed$S/float32/model.keras \
+    "${PYTHON:-python}" -m oneshot.evaluate --model results/omniglot-precision/seed$S/float32/model.keras \
       --dataset omniglot --split background --validation-alphabets 6 --image-size 35 \
       --shifts 1 --rotations $R --episodes 4000 --protocol nway cmc --out $OUT/seed$S-rot$R.json
   done
