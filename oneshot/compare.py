@@ -103,9 +103,9 @@ def compare_seeds(
             name: [
                 read_history(Path(d) / name)
                 for d in seed_dirs
-                if Path(d).name in by_seed and (Path(d) / name / METRICS_FILE).exists()
+                if (Path(d) / name / METRICS_FILE).exists()
             ]
-            for name, by_seed in columns.items()
+            for name in columns
         }
         if any(h.get("monitor_20way") for runs in histories.values() for h in runs):
             time_figure = out.with_name(f"{out.stem}-time{out.suffix}")

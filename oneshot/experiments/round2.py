@@ -74,30 +74,28 @@ def omniglot_loss_lever(paper: bool) -> Experiment:
 
 FRONTIER_STEPS = {"w64": 8500, "w96": 4800, "w128": 2900, "w64-48px": 4600}
 """Steps that fill 30 minutes of one core (measured step times, see the module docstring)."""
+_FRONTIER_SHAPES = {"w64": (64, 35), "w96": (96, 35), "w128": (128, 35), "w64-48px": (64, 48)}
+"""(width, input size) of each frontier run."""
 
 
 def omniglot_frontier(paper: bool) -> Experiment:
     """Width and input size against training steps at 30 one-core minutes (validation alphabets)."""
-    common = dict(validation_alphabets=6)
-    runs = []
-    for name, steps in FRONTIER_STEPS.items():
-        width = int(name.split("-")[0][1:])
-        size = dict(image_size=48) if name.endswith("48px") else {}
-        runs.append(
-            best_omniglot_run(
-                f"{name}-{steps}",
-                batch_hard_loss(),
-                steps=steps,
-                network_kwargs={"width": width},
-                **size,
-                **common,
-            )  # fmt: skip
-        )
+    runs = tuple(
+        best_omniglot_run(
+            f"{name}-{steps}",
+            batch_hard_loss(),
+            steps=steps,
+            validation_alphabets=6,
+            network_kwargs={"width": _FRONTIER_SHAPES[name][0]},
+            image_size=_FRONTIER_SHAPES[name][1],
+        )  # fmt: skip
+        for name, steps in FRONTIER_STEPS.items()
+    )
     return Experiment(
         "omniglot-frontier",
         "Capacity vs steps at 30 one-core minutes on 6 held-out background alphabets: "
         "width 64/96/128, 48x48 input.",
-        tuple(runs),
+        runs,
         VALIDATION_EVAL,
     )
 
