@@ -41,3 +41,17 @@ def test_alphabet_batches_change_only_the_batch_sampling():
     assert run.loss.get_config() == reference.loss.get_config()
     w64 = next(r for r in get_experiment("omniglot-frontier").runs if r.name == "w64-8500")
     assert _fields(long) == _fields(dataclasses.replace(w64, name=long.name, within_alphabet=True))
+
+
+def test_best_30min_is_the_validation_recipe_on_the_whole_background_set():
+    validation = get_experiment("omniglot-alphabet-batches").runs[1]  # w64-within-alphabet-8500
+    best = get_experiment("omniglot-best")
+    (run,) = get_experiment("omniglot-best-30min").runs
+    assert run.validation_alphabets == 0 and validation.validation_alphabets == 6
+    assert _fields(run) == _fields(dataclasses.replace(validation, validation_alphabets=0))
+    assert run.loss.get_config() == validation.loss.get_config()
+    # measured like omniglot-best: Lake's runs, 400-way, MNIST transfer, the same episodes
+    assert get_experiment("omniglot-best-30min").evaluation == best.evaluation
+    assert _fields(best.runs[0]) == _fields(
+        dataclasses.replace(run, name=best.runs[0].name, steps=6000, within_alphabet=False)
+    )

@@ -33,6 +33,7 @@ from oneshot.experiments.reproduction import (
 )
 from oneshot.experiments.round2 import (
     omniglot_alphabet_batches,
+    omniglot_best_30min,
     omniglot_frontier,
     omniglot_loss_lever,
     omniglot_precision,
@@ -83,6 +84,7 @@ EXPERIMENTS: dict[str, Callable[[bool], Experiment]] = {
     "omniglot-loss-lever": omniglot_loss_lever,
     "omniglot-frontier": omniglot_frontier,
     "omniglot-alphabet-batches": omniglot_alphabet_batches,
+    "omniglot-best-30min": omniglot_best_30min,
 }
 
 
