@@ -76,3 +76,10 @@ done
   --out results/omniglot-alphabet-batches/comparison.png > results/omniglot-alphabet-batches/table.md
 "$PY" -m oneshot.compare --markdown results/omniglot-frontier/seed0/w64-8500 results/omniglot-alphabet-batches/seed0/w64-within-alphabet-8500 \
   --out results/omniglot-alphabet-batches/comparison-8500.png >> results/omniglot-alphabet-batches/table.md
+# The round-2 recipe on the evaluation set (~30 minutes of one core per seed), against omniglot-best.
+for seed in 0 1 2; do
+  "$PY" -m oneshot.train --experiment omniglot-best-30min --seed "$seed" --threads 1 --out "results/omniglot-best-30min/seed$seed" --overwrite
+done
+"$PY" -m oneshot.compare --seeds results/omniglot-best/seed0 results/omniglot-best/seed1 results/omniglot-best/seed2 \
+  results/omniglot-best-30min/seed0 results/omniglot-best-30min/seed1 results/omniglot-best-30min/seed2 --baseline batch-hard \
+  --out results/omniglot-best-30min/comparison.png > results/omniglot-best-30min/table.md
