@@ -21,6 +21,7 @@ Reading run folders and building the tables is ``oneshot.runs``; this module is 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from oneshot.cli import CommandParser, UsageError, add_debug_flag, run_command, use_headless_backend
@@ -60,12 +61,20 @@ def compare_runs(run_dirs: list[Path], out: Path | None = None):
     return plot_loss_curves(histories, path=out)
 
 
+def loss_family_grouping(run_names: list[str]) -> Callable[[str], str | None] | None:
+    """Group runs by loss family (one colour / panel each) only when every run is named after a
+    loss (``omniglot-losses``); otherwise None. A lever compared with the ``batch-hard``
+    baseline would else put the baseline alone in a 'tuple' panel."""
+    from oneshot.experiments.losses import family_of
+
+    return family_of if run_names and all(family_of(n) for n in run_names) else None
+
+
 def compare_seeds(
     seed_dirs: list[Path], out: Path | None = None, baseline: str | None = None
 ) -> str:
     """The ``--seeds`` report of experiments repeated over seeds: return the Markdown table;
     write the interval figure to ``out`` and the monitor curves beside it."""
-    from oneshot.experiments.losses import family_of
     from oneshot.plots.comparisons import plot_curves_by_group, plot_seed_intervals
 
     try:
@@ -95,8 +104,9 @@ def compare_seeds(
         )
     if out is not None:
         panels = [m for m in SEED_FIGURE_METRICS if m in reported] or metrics[:3]
+        group_of = loss_family_grouping(list(columns))
         plot_seed_intervals(
-            columns, panels, group_of=family_of, reference=baseline, path=out,
+            columns, panels, group_of=group_of, reference=baseline, path=out,
             scale_of=lambda m: 1.0 if lower_is_better(m) else 100.0,
         )  # fmt: skip
         histories = {
@@ -109,7 +119,7 @@ def compare_seeds(
         }
         if any(h.get("monitor_20way") for runs in histories.values() for h in runs):
             time_figure = out.with_name(f"{out.stem}-time{out.suffix}")
-            plot_curves_by_group(histories, group_of=family_of, reference=baseline,
+            plot_curves_by_group(histories, group_of=group_of, reference=baseline,
                                  path=time_figure)  # fmt: skip
     order = SEED_METRICS[1] if SEED_METRICS[1] in reported else None
     if order is None and heldout:

@@ -176,3 +176,15 @@ def test_compare_seeds_of_held_out_runs_shows_the_model_beside_its_baselines(tmp
         "| held-out 5-way 1-shot: raw pixels | training minutes |"
     )
     assert lines[2].startswith("| `better` | 2 | 80.5 ± ") and lines[3].startswith("| `plain` |")
+
+
+def test_runs_are_grouped_by_loss_family_only_when_every_run_is_a_loss():
+    """omniglot-losses colours and splits its figures by family; a lever against the
+    batch-hard baseline (omniglot-best-30min) gets one panel, not 'tuple' and an untitled one."""
+    grouping = compare.loss_family_grouping(["batch-hard", "nt-xent", "arcface"])
+    assert grouping is not None
+    assert [grouping(n) for n in ("batch-hard", "nt-xent", "arcface")] == [
+        "tuple", "pair", "classification"
+    ]  # fmt: skip
+    assert compare.loss_family_grouping(["batch-hard", "w64-within-alphabet-8500"]) is None
+    assert compare.loss_family_grouping(["readme", "nt-xent"]) is None
