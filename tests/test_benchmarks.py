@@ -206,6 +206,28 @@ def test_bench_mining_quick(tmp_path, started_tensorflow):
     assert rows["naive_b3"][1:3] == ["nan", "nan"] and re.fullmatch(NUMBER, rows["naive_b3"][4])
 
 
+def test_bench_paper_step_quick(data_dir, tmp_path, started_tensorflow):
+    """B's two hard-batch runs (CPU-sized), one row each: mining, step and update times, the
+    update a part of the step, and hours = s / it x steps; an unknown run is refused."""
+    bench = load_script("bench_paper_step")
+    out = tmp_path / "paper_step.txt"
+    argv = ["--quick", "--precisions", "float32", "--threads", "1", "--data-dir", str(data_dir)]
+    text = bench.main([*argv, "--out", str(out)])
+    assert out.read_text() == text + "\n"
+    assert text.startswith("# python benchmarks/bench_paper_step.py --quick")
+    rows = table_rows(text, {"triplet", "quadruplet"})
+    assert set(rows) == {"triplet", "quadruplet"}
+    for cells in rows.values():  # precision params mine step update share s/it steps hours
+        assert cells[0] == "float32" and number_cells(cells[1:5]) and number_cells(cells[6:])
+        mine, step, update = (float(c) for c in cells[2:5])
+        assert update < step
+        assert float(cells[6]) == pytest.approx((mine + step) / 1000, abs=2e-3)
+        hours = float(cells[6]) * int(cells[7].replace(",", "")) / 3600
+        assert float(cells[8]) == pytest.approx(hours, abs=0.01 + 1e-3 * hours)
+    with pytest.raises(ValueError, match="`--runs`"):
+        bench.main([*argv, "--runs", "siamese", "--out", str(out)])
+
+
 def test_bench_index_quick(tmp_path, started_tensorflow):
     """The exact reference and an IVF index (two fresh processes) on 5,000 random vectors:
     exact recall is 1, the approximate one in (0, 1], every time and memory number positive."""
