@@ -27,6 +27,7 @@ Output committed as ``results/benchmarks/paper_step.txt``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -89,8 +90,6 @@ def main(argv: list[str] | None = None) -> str:
     """Run the benchmark; write and return the text table."""
     args = parse_args(argv)
     set_threads(args.threads)
-    import dataclasses
-
     from oneshot.experiments import get_experiment
     from oneshot.training.setup import load_train_and_test
 
