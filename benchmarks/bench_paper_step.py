@@ -35,11 +35,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import header, median_seconds, set_threads, write_table  # noqa: E402
 
-PRECISIONS = ("float32", "mixed_bfloat16")
+from oneshot.cli import EXIT_USAGE, CommandParser  # noqa: E402
+from oneshot.training.configs import PRECISIONS  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(
+        prog="benchmarks/bench_paper_step.py", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--experiment", default="mnist-triplet-vs-quadruplet")
     parser.add_argument("--runs", default=None, help="comma-separated run names (default: all)")
     parser.add_argument("--precisions", default=",".join(PRECISIONS))
@@ -136,4 +139,8 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ValueError as error:  # a bad run, experiment or data folder: one line, exit 2
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
