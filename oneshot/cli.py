@@ -8,6 +8,7 @@ with status 2, without a traceback. ``--debug`` raises it instead, with the full
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 
@@ -34,6 +35,14 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="show the full traceback of an error instead of a one-line message",
     )
+
+
+def as_flags(message: str, flags: dict[str, str]) -> str:
+    """``message`` with the library's ``argument=value`` advice (``channels=1``) written as the
+    command line's flags (``--channels 1``), for the arguments ``flags`` maps to a flag."""
+    for argument, flag in flags.items():
+        message = re.sub(rf"\b{argument}=([\w.]+)", rf"{flag} \1", message)
+    return message
 
 
 def use_headless_backend() -> None:

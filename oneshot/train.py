@@ -21,13 +21,24 @@ import argparse
 import dataclasses
 import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from oneshot.cli import CommandParser, UsageError, add_debug_flag, run_command, use_headless_backend
+import numpy as np
+
+from oneshot.cli import (
+    CommandParser,
+    UsageError,
+    add_debug_flag,
+    as_flags,
+    run_command,
+    use_headless_backend,
+)
 from oneshot.experiments import EXPERIMENTS, Experiment, describe_experiments, get_experiment
 
 if TYPE_CHECKING:
+    from oneshot.data.datasets import LabelledImages
     from oneshot.data.splits import ClassSpec
     from oneshot.training.setup import RunData
 
@@ -243,6 +254,7 @@ def output_folder(args: argparse.Namespace) -> Path:
     return Path("runs") / (args.experiment or args.images.resolve().name)
 
 
+SHOWN_TRAINING = 10  # training class names printed before training
 FOLDER_FLAGS = ("image_size", "channels", "validation_classes", "init_from", "augment", "patience")
 
 
@@ -360,45 +372,98 @@ def class_spec(text: str) -> ClassSpec:
         ) from None
 
 
+FOLDER_ARGUMENTS = {"image_size": "--image-size", "channels": "--channels"}  # as flags
+
+
+def read_folder(args: argparse.Namespace) -> LabelledImages:
+    """``--images`` at ``--image-size`` and ``--channels``: images that are not square are
+    resized to squares (of their longer side without ``--image-size``), with a note on stderr
+    that their aspect ratio changed; the library's advice is given as flags."""
+    from oneshot.data import DataError, load_image_folder
+    from oneshot.data.folders import AspectRatioWarning
+    from oneshot.experiments.your_data import MIN_IMAGE_SIZE
+
+    size = args.image_size
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AspectRatioWarning)
+        try:
+            data = load_image_folder(args.images, image_size=size, channels=args.channels)
+            height, width = data.images.shape[1:3]
+            if size is None and (height != width or height < MIN_IMAGE_SIZE):
+                size = max(height, width, MIN_IMAGE_SIZE)
+                data = load_image_folder(args.images, image_size=size, channels=args.channels)
+        except DataError as err:
+            message = as_flags(str(err), FOLDER_ARGUMENTS)
+            raise UsageError(f"--images {args.images}: {message}") from None
+    stretched = [w for w in caught if issubclass(w.category, AspectRatioWarning)]
+    for warning in caught:
+        if warning not in stretched:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)  # fmt: skip
+    chosen = f" (--image-size {size})" if size != args.image_size else ""
+    for warning in stretched:
+        print(f"note: {warning.message}{chosen}", file=sys.stderr)
+    if chosen and not stretched:
+        print(f"note: --images {args.images}: the {width}x{height} images are resized to "
+              f"{size}x{size}{chosen}", file=sys.stderr)  # fmt: skip
+    return data
+
+
+def held_out_split(args: argparse.Namespace, data: LabelledImages) -> tuple[LabelledImages,
+                                                                             LabelledImages]:  # fmt: skip
+    """``(train, held_out)`` classes of the folder, or a UsageError that says what to pass or
+    exactly how many class folders to add. Validation needs 2 held-out classes with 2 images
+    (a 2-way one-shot episode) and training 2 other classes."""
+    from oneshot.data.splits import class_names, hold_out_classes
+    from oneshot.experiments.your_data import default_validation_classes
+
+    names = class_names(data)
+    total = len(names)
+    counts = np.bincount(data.labels, minlength=total)
+    usable = int(np.sum(counts >= 2))
+    needed = 4  # 2 to train on, 2 held out
+    if usable < needed:
+        missing = needed - usable
+        raise UsageError(
+            f"--images {args.images} has {total} classes ({usable} with 2 or more images): "
+            f"training needs 2 classes and validation 2 others it never trains on (2-way "
+            f"one-shot episodes). Add {missing} more class folder{'s' * (missing > 1)} with at "
+            "least 2 images each (5 or more classes give wider, more telling validation)."
+        )
+    given = args.validation_classes
+    spec = default_validation_classes(total) if given is None else class_spec(given)
+    shown = f"{given!r}" if given is not None else f"{spec} (the default)"
+    try:
+        return hold_out_classes(data, spec)
+    except ValueError as err:
+        reason = str(err)
+        if "unknown class" in reason:
+            reason = reason[reason.index("Received unknown") :].replace("Received u", "u")
+        elif "for training" in reason:
+            reason = f"it leaves fewer than 2 of the {total} classes to train on"
+        elif "held-out classes with 2 or more" in reason:
+            reason = "validation needs at least 2 held-out classes with 2 or more images"
+        raise UsageError(
+            f"--images {args.images} has {total} classes: --validation-classes {shown} cannot "
+            f"be held out: {reason}"
+        ) from None
+
+
 def build_folder_experiment(args: argparse.Namespace) -> tuple[Experiment, RunData]:
     """Read ``--images``, hold out its validation classes and fit the recommended recipe to
     the rest (from ``--init-from``'s network if given): ``(experiment, data)``, the held-out
     classes monitored and evaluated on alike (a folder has no test split), or a
-    UsageError/DataError naming what is wrong (nothing is written)."""
-    import numpy as np
+    UsageError/DataError naming what is wrong (nothing is written).
 
-    from oneshot.data import load_image_folder
+    The held-out classes are recorded by name (``validation_classes`` in ``config.json``),
+    whether ``--validation-classes`` gave names, a count or a fraction."""
     from oneshot.data.fingerprint import fingerprint
-    from oneshot.data.splits import class_names, hold_out_classes
-    from oneshot.experiments.your_data import (
-        MIN_IMAGE_SIZE,
-        default_validation_classes,
-        folder_experiment,
-        recommended_run,
-    )
+    from oneshot.experiments.your_data import folder_experiment, recommended_run
     from oneshot.training.pretrained import pinned
     from oneshot.training.setup import RunData
 
-    data = load_image_folder(args.images, image_size=args.image_size, channels=args.channels)
-    height, width = data.images.shape[1:3]
-    if height != width or height < MIN_IMAGE_SIZE:
-        side = max(height, width, MIN_IMAGE_SIZE)
-        raise UsageError(
-            f"--images {args.images}: the images are {width}x{height}; the network takes square "
-            f"images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}. Pass --image-size, e.g. "
-            f"--image-size {side}, to resize them."
-        )
-    total = len(class_names(data))
-    spec = args.validation_classes
-    spec = default_validation_classes(total) if spec is None else class_spec(spec)
-    try:
-        train, held = hold_out_classes(data, spec)
-    except ValueError as err:
-        default = " (the default)" if args.validation_classes is None else ""
-        raise UsageError(
-            f"--images {args.images} has {total} classes: --validation-classes {spec!r}{default} "
-            f"cannot be held out: {err}"
-        ) from None
+    data = read_folder(args)
+    train, held = held_out_split(args, data)
     overrides = {
         "steps": args.steps,
         "learning_rate": args.learning_rate,
@@ -410,7 +475,8 @@ def build_folder_experiment(args: argparse.Namespace) -> tuple[Experiment, RunDa
         overrides["init_from"] = str(args.init_from.resolve())
     try:
         run = recommended_run(
-            np.bincount(train.labels), image_size=height, validation_classes=spec,
+            np.bincount(train.labels), image_size=data.images.shape[1],
+            validation_classes=tuple(held.class_names),
             channels=3 if data.images.ndim == 4 else 1, dataset="folder",
             folder=str(args.images.resolve()), folder_checksum=fingerprint(data),
             **{k: v for k, v in overrides.items() if v is not None},
@@ -422,6 +488,16 @@ def build_folder_experiment(args: argparse.Namespace) -> tuple[Experiment, RunDa
     except ValueError as err:
         raise UsageError(f"--init-from {args.init_from}: {err}") from None
     return folder_experiment(run, args.episodes), RunData(train, held, held)
+
+
+def describe_split(train: LabelledImages, held: LabelledImages) -> str:
+    """The line that names the held-out classes before training."""
+    return (
+        f"validation: {len(held.class_names)} held-out classes ({', '.join(held.class_names)}), "
+        f"never trained on; training on the other {len(train.class_names)} "
+        f"({', '.join(train.class_names[:SHOWN_TRAINING])}"
+        f"{' ...' if len(train.class_names) > SHOWN_TRAINING else ''})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -460,6 +536,7 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
     data = None
     if experiment is None:
         experiment, data = build_folder_experiment(args)
+        print(describe_split(data.train, data.test))
 
     from oneshot.training.runner import run_experiment  # heavy imports
 
@@ -483,10 +560,7 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
         return 0
     for name, entry in summary["runs"].items():
         if name in {r.name for r in experiment.runs}:
-            print(
-                f"{name}: {entry['steps']} steps in {entry['train_seconds']:.0f} s of training, "
-                f"in {out / name}"
-            )
+            print(steps_line(name, entry, out))
     if not args.no_eval:
         from oneshot.runs import metrics_table
 
@@ -494,6 +568,16 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
         print_held_out(summary, experiment)
     print(f"run folder: {out}\nsummary: {out / 'summary.json'}")
     return 0
+
+
+def steps_line(name: str, entry: dict, out: Path) -> str:
+    """What a run trained: the steps it trained (of those asked, after an early stop), the
+    time and the folder."""
+    steps = f"{entry['steps']} steps"
+    if entry["steps"] < entry.get("steps_asked", entry["steps"]):
+        steps = (f"{entry['steps']} of {entry['steps_asked']} steps (stopped early: the held-out "
+                 "accuracy stopped improving)")  # fmt: skip
+    return f"{name}: {steps} in {entry['train_seconds']:.0f} s of training, in {out / name}"
 
 
 def print_held_out(summary: dict, experiment: Experiment) -> None:

@@ -26,9 +26,9 @@ from oneshot.applications.commands import (
     add_quiet_argument,
     load_model,
     model_and_images,
-    note,
     read_images,
     run_app,
+    warn,
 )
 from oneshot.cli import CommandParser, UsageError, add_debug_flag
 
@@ -101,13 +101,8 @@ def calibrate(args: argparse.Namespace) -> int:
         f"on the calibration pairs: FAR {c.far:.4g}, TAR {c.tar:.4f}, AUC {c.auc:.4f} "
         f"({c.same_pairs} same-class, {c.different_pairs} different-class pairs)"
     )
-    if not c.resolved:
-        note(
-            f"{c.different_pairs} different-class pairs cannot measure a FAR of {args.far:g} "
-            f"(it needs at least {int(1 / args.far)}): add held-out images for a trustworthy "
-            "threshold",
-            args.quiet,
-        )
+    for problem in c.problems():
+        warn(problem)
     print(f"verifier -> {out}")
     return 0
 

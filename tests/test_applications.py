@@ -161,6 +161,15 @@ def test_calibrate_threshold_hand_worked():
     assert (strict.threshold, strict.far) == (0.2, 0.0)
     assert strict.tar == pytest.approx(2 / 3)
     assert not strict.resolved and calibrate_threshold(same, diff, far=0.25).resolved
+    assert strict.pairs_needed == 5 and "it needs at least 5" in strict.problems()[0]
+    assert loose.useful and loose.problems() == []  # 4 pairs measure a FAR of 0.3
+    # 1 of 20 same pairs below the nearest different pair: TAR 5% at FAR 0.01 is useless
+    poor = calibrate_threshold(np.r_[0.1, np.full(19, 0.9)], np.linspace(0.2, 1.0, 200), 0.01)
+    assert poor.resolved and poor.tar == pytest.approx(0.05) and not poor.useful
+    assert poor.problems() == [
+        "the threshold is useless: it accepts 5.0% of the same-class pairs at FAR 0.01 (below "
+        "10%). Ask for a larger FAR (--far), or use a better model"
+    ]
     with pytest.raises(ValueError, match="No threshold accepts a same-class pair"):
         calibrate_threshold([0.9], [0.1, 0.2], far=0.1)
     with pytest.raises(ValueError, match="argument `far`"):

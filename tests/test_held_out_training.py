@@ -208,6 +208,23 @@ def test_baselines_and_warning_in_metrics_after_one_step(tmp_path, data_dir):
     assert [t["protocol"]["n_way"] for t in metrics["nway"]] == [5]  # 10-way capped at 5
 
 
+def test_an_early_stop_reports_the_steps_it_trained(tmp_path, data_dir, monkeypatch):
+    """Held-out accuracy falls after the first chunk: with patience 1 the run stops after the
+    second chunk, and the summary says 4 of the 8 steps asked, as the train command prints."""
+    from oneshot.experiments import Experiment
+    from oneshot.train import steps_line
+    from oneshot.training import runner
+    from oneshot.training.runner import run_experiment
+
+    monkeypatch.setattr(runner, "_monitor", lambda *args: [ForcedMonitor([0.9, 0.5, 0.4, 0.3])])
+    config = held_out_run(name="stops", patience=1)
+    experiment = Experiment("early", "early stop", (config,), TINY_EVAL)
+    summary = run_experiment(experiment, tmp_path, data_dir, evaluate=False)
+    entry = summary["runs"]["stops"]
+    assert (entry["steps"], entry["steps_asked"]) == (4, 8)
+    assert steps_line("stops", entry, tmp_path).startswith("stops: 4 of 8 steps (stopped early")
+
+
 def _result(per_episode) -> OneShotResult:
     values = np.asarray(per_episode, dtype=float)
     return OneShotResult(values.mean(), 0.0, values, {"task": "5-way 1-shot"})
@@ -228,5 +245,11 @@ def test_a_baseline_is_beaten_only_beyond_the_confidence_interval():
         "vs_untrained": paired_margin(better, baseline), "vs_pixels": paired_margin(better, baseline),
     }  # fmt: skip
     assert baseline_warning(report) is None
+    report["protocol"]["n_way"] = 2  # the same scores on 2-way episodes
+    assert baseline_warning(report).startswith("measured on 2-way episodes of 5 held-out")
+    report["protocol"]["n_way"] = 5
+    untrained = report.pop("vs_untrained")
+    assert "not compared with the untrained network" in baseline_warning(report)
+    report["vs_untrained"] = untrained
     report["vs_pixels"] = paired_margin(barely, baseline)
     assert "does not beat raw pixels" in baseline_warning(report)

@@ -136,6 +136,29 @@ def test_loss_curves(tmp_path):
     assert len(lines) == 2 and list(lines[0].get_xdata()) == [100.0, 200.0, 300.0]
 
 
+def test_plots_name_the_classes(tmp_path):
+    """Legends and per-class axes show the class names, not the labels 0..C-1."""
+    names = ["cat", "dog", "owl", "fox", "elk"]
+    fig = plots.plot_embedding_2d(EMB, LABELS, class_names=names, title="t")
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == names
+    fig = plots.plot_distance_boxplots(RNG.random(40), LABELS % 2 == 0, classes=LABELS,
+                                       class_names=names)  # fmt: skip
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == names
+
+
+def test_loss_curves_show_the_held_out_accuracy_and_the_kept_step(tmp_path):
+    history = {"step": [100.0, 200.0, 300.0], "loss": [1.0, 0.5, 0.3],
+               "monitor_5way": [0.4, 0.7, 0.6]}  # fmt: skip
+    path = tmp_path / "loss.png"
+    fig = plots.plot_loss_curves({"run": history}, path=path, accuracy="monitor_5way",
+                                 kept_step=200.0)  # fmt: skip
+    check_png(fig, path)
+    loss_axis, accuracy_axis = fig.axes
+    assert list(accuracy_axis.get_lines()[0].get_ydata()) == [0.4, 0.7, 0.6]
+    kept = [line for line in loss_axis.get_lines() if line.get_label() == "kept step 200"]
+    assert len(kept) == 1 and list(kept[0].get_xdata()) == [200.0, 200.0]
+
+
 def test_importing_plots_leaves_the_backend_alone():
     """A notebook's backend (inline, widget...) survives ``import oneshot.plots``; only the
     command lines switch to Agg."""

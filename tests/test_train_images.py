@@ -54,7 +54,9 @@ def test_images_writes_a_complete_run_folder(images_run):
     config = json.loads((run / "config.json").read_text())
     assert config["dataset"] == "folder" and config["folder"] == str(folder.resolve())
     assert config["folder_checksum"].startswith("sha256:")
-    assert config["validation_classes"] == 5 and config["keep_best"] is True
+    held = config["validation_classes"]  # the default count (5 of 10), recorded by name
+    assert len(held) == 5 and set(held) < {f"digit{c}" for c in range(10)}
+    assert config["keep_best"] is True
     assert config["augment"] is True and config["patience"] == 3  # the few-class study's choice
     assert config["image_size"] == 28 and "channels" not in config  # grey, the default
     assert (config["classes_per_batch"], config["samples_per_class"]) == (5, 8)
@@ -64,7 +66,12 @@ def test_images_writes_a_complete_run_folder(images_run):
     report = metrics["heldout"]
     assert {"model", "untrained", "pixels", "vs_untrained", "vs_pixels"} <= set(report)
     assert report["best_step"] == 4 and report["steps_trained"] == 4
-    assert "5 held-out classes, 5-way 1-shot, 50 episodes: trained" in printed
+    assert report["protocol"]["class_names"] == held
+    names = ", ".join(held)
+    assert f"validation: 5 held-out classes ({names}), never trained on" in printed
+    assert f"5 held-out classes ({names}), 5-way 1-shot, 50 episodes: trained" in printed
+    summary = json.loads((out / "summary.json").read_text())["runs"]["recommended"]
+    assert (summary["steps"], summary["steps_asked"]) == (4, 4)
     assert "no separate test split" in printed
     assert (report["warning"] is not None) == ("warning: recommended:" in errors)
 
@@ -96,6 +103,23 @@ def _three_classes(root: Path, data_dir: Path) -> Path:
     return export_digits(root, data_dir, classes=3)
 
 
+def _four_classes(root: Path, data_dir: Path) -> Path:
+    return export_digits(root, data_dir, classes=4)
+
+
+def _mixed_colour(root: Path, data_dir: Path) -> Path:
+    export_digits(root, data_dir, classes=4, per_class=3)
+    grey = np.asarray(Image.open(root / "digit1" / "00.png"))
+    Image.fromarray(np.repeat(grey[..., None], 3, axis=-1)).save(root / "digit1" / "00.png")
+    return root
+
+
+def _mixed_sizes(root: Path, data_dir: Path) -> Path:
+    export_digits(root, data_dir, classes=4, per_class=3)
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(root / "digit3" / "small.png")
+    return root
+
+
 def _unreadable(root: Path, data_dir: Path) -> Path:
     export_digits(root, data_dir, classes=4, per_class=3)
     (root / "digit2" / "broken.png").write_bytes(b"not a png")
@@ -108,6 +132,15 @@ def _with_35px_network(root: Path, data_dir: Path) -> Path:
 
     export_digits(root, data_dir, classes=4, per_class=3)
     build_network("conv4", (35, 35, 1), 64, width=64).save(root.parent / "omniglot.keras")
+    return root
+
+
+def _one_class_of_one_image(root: Path, data_dir: Path) -> Path:
+    """Four class folders, two of them with a single image: 2 usable classes."""
+    export_digits(root, data_dir, classes=4, per_class=3)
+    for c in (2, 3):
+        for extra in sorted((root / f"digit{c}").glob("*.png"))[1:]:
+            extra.unlink()
     return root
 
 
@@ -124,12 +157,18 @@ def _not_square(root: Path, data_dir: Path) -> Path:
     [
         (None, [], "--images {folder} does not exist"),
         (_one_class, [], "holds one class ('digit0')"),
-        (_three_classes, [], "--validation-classes 1 (the default) cannot be held out"),
-        (_three_classes, ["--validation-classes", "2"], "leave at least 2 of the 3 classes"),
-        (_three_classes, ["--validation-classes", "digit0,digit9"], "unknown class(es) ['digit9']"),
+        (_three_classes, [], "has 3 classes (3 with 2 or more images): training needs 2 "
+         "classes and validation 2 others it never trains on (2-way one-shot episodes). Add 1 "
+         "more class folder with at least 2 images each"),
+        (_one_class_of_one_image, [], "Add 2 more class folders"),
+        (_four_classes, ["--validation-classes", "3"],
+         "--validation-classes '3' cannot be held out: it leaves fewer than 2 of the 4 classes"),
+        (_four_classes, ["--validation-classes", "digit0,digit9"],
+         "cannot be held out: unknown class(es) ['digit9']"),
         (_three_classes, ["--validation-classes", "-1"], "--validation-classes must be a count"),
         (_unreadable, [], "Cannot read the image {folder}/digit2/broken.png"),
-        (_not_square, [], "the images are 30x20"),
+        (_mixed_colour, [], "Pass --channels 1 to convert all to grey, or --channels 3"),
+        (_mixed_sizes, [], "Pass --image-size 28 (for example) to resize"),
         (_three_classes, ["--image-size", "8"], "--image-size must be >= 16"),
         (_three_classes, ["--paper"], "--paper applies to --experiment only"),
         (_three_classes, ["--patience", "-1"], "--patience must be >= 0"),
@@ -138,8 +177,9 @@ def _not_square(root: Path, data_dir: Path) -> Path:
         (_with_35px_network, ["--init-from", "__folder__/../omniglot.keras"],
          "input shapes differ. Set the run's image_size to 35 and channels to 1 (--image-size 35"),
     ],
-    ids=["missing", "one-class", "too-few-to-hold-out", "too-few-to-train", "unknown-class",
-         "bad-count", "unreadable", "not-square", "too-small", "paper", "bad-patience",
+    ids=["missing", "one-class", "three-classes", "a-class-of-one-image", "too-few-to-train",
+         "unknown-class", "bad-count", "unreadable", "mixed-colour", "mixed-sizes", "too-small",
+         "paper", "bad-patience",
          "init-missing",
          "init-other-shape"],
 )  # fmt: skip
@@ -204,3 +244,39 @@ def test_the_recommended_recipe_is_the_few_class_studys_best_from_scratch():
                              validation_classes=HELD_OUT_DIGITS, dataset="mnist")  # fmt: skip
     assert dataclasses.replace(recipe, name="augment") == runs["augment"]
     assert not runs["readme"].augment and not runs["best-chunk"].augment
+
+
+@pytest.mark.parametrize("extra, size", [([], 30), (["--image-size", "24"], 24)])
+def test_non_square_images_are_resized_with_a_note_on_their_aspect_ratio(tmp_path, data_dir,
+                                                                         capsys, extra, size):  # fmt: skip
+    from oneshot.train import parse_args, read_folder
+
+    folder = _not_square(tmp_path / "folder", data_dir)
+    args = parse_args(["--images", str(folder), *extra])
+    data = read_folder(args)
+    assert data.images.shape[1:] == (size, size)
+    err = capsys.readouterr().err
+    assert "note: 8 of 8 images in" in err and "(e.g. c0/0.png is 30x20)" in err, err
+    assert "their aspect ratio changed" in err
+    assert ("(--image-size 30)" in err) == (not extra)
+
+
+def test_a_four_class_folder_trains_and_warns_that_2_way_episodes_say_little(tmp_path, data_dir):
+    """The smallest folder that validates (2 classes to train, 2 held out, named): its numbers
+    come from 2-way episodes, which the summary and metrics.json flag whatever the scores."""
+    from oneshot.train import main
+
+    folder = export_digits(tmp_path / "digits", data_dir, classes=4, per_class=6)
+    out = tmp_path / "out"
+    printed, errors = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
+        assert main(["--images", str(folder), "--out", str(out), "--steps", "2",
+                     "--episodes", "20"]) == 0, errors.getvalue()[-2000:]  # fmt: skip
+    run = out / "recommended"
+    held = json.loads((run / "config.json").read_text())["validation_classes"]
+    assert len(held) == 2
+    report = json.loads((run / "metrics.json").read_text())["heldout"]
+    assert report["protocol"]["n_way"] == 2 and report["protocol"]["class_names"] == held
+    assert "measured on 2-way episodes of 2 held-out classes: chance is 50%" in report["warning"]
+    assert f"warning: recommended: {report['warning']}" in errors.getvalue()
+    assert f"validation: 2 held-out classes ({', '.join(held)})" in printed.getvalue()

@@ -111,6 +111,11 @@ def note(message: str, quiet: bool = False) -> None:
         print(f"note: {message}", file=sys.stderr)
 
 
+def warn(message: str) -> None:
+    """A line on stderr saying a result cannot be trusted (shown even with ``--quiet``)."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def read_images(
     paths: list[Path], model: ModelIdentity, convert: bool, quiet: bool, argument: str
 ) -> ModelImages:

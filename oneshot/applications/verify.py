@@ -6,8 +6,9 @@ Two images are declared the same when their distance is <= the threshold.
 different-class pairs: the largest threshold whose FAR (the fraction of different-class pairs
 accepted) is <= the target, read from the ROC of ``oneshot.evaluation.verification``. The
 acceptance of same-class pairs at that threshold (TAR) is the standard metric, reported with
-it. A FAR target below 1 / (different pairs) cannot be measured: :attr:`Calibration.resolved`
-says so.
+it. A FAR target below 1 / (different pairs) cannot be measured (:attr:`Calibration.resolved`),
+and a threshold that accepts fewer than 10% of the same-class pairs is useless
+(:attr:`Calibration.useful`); :meth:`Calibration.problems` says both in words.
 
 A :class:`Verifier` holds the threshold, the distance and the identity of the model; it is
 saved as JSON (beside ``model.keras``: ``model.verify.json``) and refuses another model.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ from oneshot.inference import Scorer
 FORMAT = "oneshot.Verifier"
 FORMAT_VERSION = 1
 SUFFIX = ".verify.json"
+MIN_USEFUL_TAR = 0.10  # a threshold accepting fewer same-class pairs is useless
 ALL_PAIRS_UP_TO = 3000  # images whose pairs are all used; larger sets draw balanced pairs
 
 
@@ -81,6 +84,36 @@ class Calibration:
         """True when there are enough different-class pairs to measure ``far_target`` (at
         least 1 / far_target of them)."""
         return self.different_pairs * self.far_target >= 1.0
+
+    @property
+    def pairs_needed(self) -> int:
+        """Different-class pairs needed to measure ``far_target``: ceil(1 / far_target)."""
+        return math.ceil(1.0 / self.far_target - 1e-9)
+
+    @property
+    def useful(self) -> bool:
+        """False when the threshold accepts fewer than ``MIN_USEFUL_TAR`` of the same-class
+        pairs: at that false-accept rate it rejects almost every genuine pair."""
+        return self.tar >= MIN_USEFUL_TAR
+
+    def problems(self) -> list[str]:
+        """What makes the threshold untrustworthy or useless, one sentence each (empty when
+        nothing does): too few different-class pairs to measure the FAR, a TAR below
+        ``MIN_USEFUL_TAR``."""
+        found = []
+        if not self.resolved:
+            found.append(
+                f"{self.different_pairs} different-class pairs cannot measure a FAR of "
+                f"{self.far_target:g} (it needs at least {self.pairs_needed}): add held-out "
+                "images or classes for a trustworthy threshold"
+            )
+        if not self.useful:
+            found.append(
+                f"the threshold is useless: it accepts {self.tar:.1%} of the same-class pairs "
+                f"at FAR {self.far_target:g} (below {MIN_USEFUL_TAR:.0%}). Ask for a larger FAR "
+                "(--far), or use a better model"
+            )
+        return found
 
 
 def _check_far(far: float, argument: str = "far") -> float:

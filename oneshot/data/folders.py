@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,10 @@ COLOUR_MODES = ("RGB", "RGBA", "RGBa", "RGBX", "P", "PA", "CMYK", "YCbCr")
 PROGRESS_AFTER = 1.0  # seconds of reading before a progress bar appears
 _SKIPPED_FOLDERS = ("__MACOSX",)
 _COMMON = (".png", ".jpg", ".jpeg")  # named in messages
+
+
+class AspectRatioWarning(UserWarning):
+    """Images were resized to another aspect ratio (stretched) by ``load_image_folder``."""
 
 
 def image_suffixes() -> tuple[str, ...]:
@@ -59,7 +64,7 @@ def load_image_folder(
         path: the folder.
         image_size: output side (square) or ``(height, width)``; images are resized by area
             averaging, as the built-in sets are (``oneshot.data.decode.resize_area``; other
-            aspect ratios are stretched). None keeps the size, which must then be the same
+            aspect ratios are stretched, with an :class:`AspectRatioWarning`). None keeps the size, which must then be the same
             for every image. Defaults to None.
         channels: 1 (grey: colour images converted by their luma, as
             ``oneshot.data.to_grayscale``), 3 (colour: grey images repeated) or None (as the
@@ -233,7 +238,7 @@ def _read_all(
     verbose: bool,
 ) -> np.ndarray:
     """Read, convert and resize every file into one uint8 array, with a progress bar when slow."""
-    out, first, bar, start = [], None, None, time.monotonic()
+    out, first, bar, start, stretched = [], None, None, time.monotonic(), []
     for i, name in enumerate(files):
         image, colour = read_image(root / name)
         if channels is None:
@@ -252,12 +257,14 @@ def _read_all(
             image = 255 - image
         if size is not None:
             if image.shape[:2] != size:
+                if image.shape[0] * size[1] != image.shape[1] * size[0]:
+                    stretched.append(name)
                 image = resize_area(image[None], size)[0]
         elif out and image.shape[:2] != out[0].shape[:2]:
             raise DataError(
                 f"{root}: images differ in size (e.g. {files[0]} is {_hw(out[0])}, {name} is "
-                f"{_hw(image)}). Pass image_size, e.g. image_size={out[0].shape[0]}, to resize "
-                "them all (area averaging)."
+                f"{_hw(image)}). Pass image_size={out[0].shape[0]} (for example) to resize them "
+                "all (area averaging)."
             )
         out.append(image)
         if verbose and bar is None and time.monotonic() - start > PROGRESS_AFTER:
@@ -267,6 +274,17 @@ def _read_all(
             bar = keras.utils.Progbar(len(files), unit_name="image")
         if bar is not None:
             bar.update(i + 1)
+    if stretched:
+        example = read_image(root / stretched[0])[0]
+        warnings.warn(
+            AspectRatioWarning(
+                f"{len(stretched)} of {len(files)} images in {root} have another aspect ratio "
+                f"than {size[1]}x{size[0]} (e.g. {stretched[0]} is {_hw(example)}): resizing "
+                "stretched them, so their aspect ratio changed. Crop or pad them to that shape "
+                "first to keep it."
+            ),
+            stacklevel=3,
+        )
     return np.stack(out)
 
 

@@ -45,9 +45,18 @@ SAMPLES_PER_CLASS = (4, 16)  # the range of K
 
 
 def default_validation_classes(classes: int) -> int:
-    """Held-out classes when the user does not say: a fifth of them, but 5 (at most half) on a
-    small folder, so 5-way validation episodes stay possible: 2 of 4 classes, 5 of 10, 20 of
-    100."""
+    """Held-out classes when the user does not say: as many as sensible, since the validation
+    episodes are as wide as the held-out classes allow (N-way with N up to 20 for the
+    monitor, up to the evaluation's ways for ``metrics.json``).
+
+    The rule: a fifth of the classes, but at least 5, and never more than half: 2 of 4 or 5
+    classes, 3 of 6, 5 of 10 to 25, 20 of 100. A fifth keeps most classes for training on a
+    large folder; 5 gives 5-way episodes as soon as the folder has 10 classes; half is the
+    ceiling because a network trained on fewer classes than it is validated on learns too
+    little to judge (on 2 training classes it learns one boundary). A folder of fewer than 10
+    classes therefore validates on fewer than 5-way episodes, and on 4 or 5 classes on 2-way
+    ones, which ``python -m oneshot.train`` flags with a warning; below 4 classes (2 to train,
+    2 to hold out) it cannot validate and says how many class folders to add."""
     return max(round(0.2 * classes), min(5, classes // 2))
 
 

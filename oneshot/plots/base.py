@@ -3,6 +3,7 @@ way to draw an image (grey or colour)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +45,15 @@ def image_style(image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
             f"colour (H, W, 3) images. Received an image of shape {image.shape}."
         )
     return image, {"cmap": "gray_r"}
+
+
+def label_name(label: Any, class_names: Sequence[str] | None) -> str:
+    """The name of class ``label`` in a legend or on an axis: ``class_names[label]``, else the
+    label itself."""
+    if (
+        class_names is not None
+        and isinstance(label, int | np.integer)
+        and 0 <= label < len(class_names)
+    ):
+        return str(class_names[label])
+    return str(label)

@@ -113,6 +113,8 @@ def plot_loss_curves(
     x: str | None = None,
     log_y: bool = False,
     path: str | Path | None = None,
+    accuracy: str | None = None,
+    kept_step: float | None = None,
 ) -> Figure:
     """Loss curves of several runs on one figure.
 
@@ -123,9 +125,26 @@ def plot_loss_curves(
         x: x column; defaults to "step" if present, else "epoch", else the row number.
         log_y: logarithmic loss axis. Defaults to False.
         path: PNG file to write. Defaults to None.
+        accuracy: a column of held-out accuracy per chunk (e.g. ``"monitor_5way"``), drawn
+            against a right-hand axis. Defaults to None.
+        kept_step: the step whose checkpoint was kept, marked by a vertical line. Defaults to
+            None.
     """
     fig, ax = plt.subplots(figsize=(7, 4.5))
     xlabel = x or "step"
+    if accuracy is not None:
+        right = ax.twinx()
+        for name, columns in histories.items():
+            x_key = x or next((k for k in ("step", "epoch") if k in columns), None)
+            if accuracy in columns and x_key:
+                right.plot(columns[x_key], columns[accuracy], "o--", color="tab:orange",
+                           label=f"{name}: held-out {accuracy.removeprefix('monitor_')}")  # fmt: skip
+        right.set_ylabel(f"held-out accuracy ({accuracy.removeprefix('monitor_')} 1-shot)")
+        right.set_ylim(0, 1.01)
+        if right.lines:
+            right.legend(fontsize=8, loc="center right")
+    if kept_step is not None:
+        ax.axvline(kept_step, color="grey", ls=":", label=f"kept step {kept_step:g}")
     for name, columns in histories.items():
         x_key = x or next((k for k in ("step", "epoch") if k in columns), None)
         for key in keys:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from oneshot.plots.base import finish
+from oneshot.plots.base import finish, label_name
 
 
 def plot_distance_boxplots(
@@ -18,6 +18,7 @@ def plot_distance_boxplots(
     classes: np.ndarray | None = None,
     max_classes: int = 20,
     path: str | Path | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> Figure:
     """Distances of positive (same-class) vs negative pairs, overall and per class.
 
@@ -28,6 +29,8 @@ def plot_distance_boxplots(
             (first ``max_classes`` classes). Defaults to None.
         max_classes: classes shown per class. Defaults to 20.
         path: PNG file to write. Defaults to None.
+        class_names: the name of each class label, on the per-class axis. Defaults to None
+            (the labels).
     """
     distances, same = np.asarray(distances), np.asarray(same, dtype=bool)
     panels = 1 if classes is None else 2
@@ -56,7 +59,8 @@ def plot_distance_boxplots(
             )
             for patch in box["boxes"]:
                 patch.set_facecolor(colour)
-        ax.set_xticks(x + 0.5, [str(c) for c in shown], fontsize=7)
+        labels = [label_name(c, class_names) for c in shown]
+        ax.set_xticks(x + 0.5, labels, fontsize=7, rotation=30 if len(labels) > 5 else 0)
         ax.set_xlabel("class (green: positive, red: negative)")
         ax.set_title("per class")
     return finish(fig, path)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from oneshot.plots.base import finish, image_style
+from oneshot.plots.base import finish, image_style, label_name
 
 PROJECTIONS = ("pca", "tsne")
 
@@ -46,6 +47,7 @@ def plot_embedding_2d(
     title: str | None = None,
     path: str | Path | None = None,
     seed: int = 0,
+    class_names: Sequence[str] | None = None,
 ) -> Figure:
     """Embeddings projected to 2-D (PCA or t-SNE), coloured by class.
 
@@ -59,6 +61,7 @@ def plot_embedding_2d(
         title: figure title. Defaults to the method name.
         path: PNG file to write. Defaults to None.
         seed: subsample and projection seed. Defaults to 0.
+        class_names: the name of each label, for the legend. Defaults to None (the labels).
     """
     labels = np.asarray(labels)
     keep = np.arange(len(labels))
@@ -75,7 +78,7 @@ def plot_embedding_2d(
             handles, _ = points.legend_elements(num=None)
             ax.legend(
                 handles,
-                [str(c) for c in np.unique(labels[keep])],
+                [label_name(c, class_names) for c in np.unique(labels[keep])],
                 fontsize=7,
                 loc="best",
                 markerscale=0.8,

@@ -1,7 +1,8 @@
 """After training: evaluate a run on held-out data and draw its plots into the run folder.
 
-Writes ``metrics.json`` (every number with its protocol) and ``loss.png``, ``roc.png``,
-``cmc.png``, ``embedding_pca.png``, ``embedding_tsne.png``, ``distances.png``.
+Writes ``metrics.json`` (every number with its protocol) and ``loss.png`` (with the held-out
+accuracy of every chunk and the kept step, when monitored), ``roc.png``, ``cmc.png``,
+``embedding_pca.png``, ``embedding_tsne.png``, ``distances.png`` (classes named).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from oneshot.data import load_lake_runs, load_mnist
 from oneshot.data.datasets import LabelledImages
+from oneshot.data.splits import class_names
 from oneshot.evaluation.episodes import nway_accuracy
 from oneshot.evaluation.report import PROTOCOLS, evaluate_scorer
 from oneshot.evaluation.verification import sample_balanced_pairs
@@ -36,6 +38,7 @@ from oneshot.training.callbacks import episode_task
 from oneshot.training.setup import TEST_SPLIT, held_out_split
 
 EMBEDDING_CLASSES = 10  # classes shown in the embedding plots
+PROJECTION_NAMES = {"pca": "PCA", "tsne": "t-SNE"}
 
 
 def _nway_tasks(
@@ -222,24 +225,35 @@ def mnist_transfer(
 def _draw(run_dir, config, scorer, embeddings, test, curves, seed) -> None:
     name = config.name
     if (run_dir / "history.csv").exists():
-        plot_loss_curves({name: read_history(run_dir)}, path=run_dir / "loss.png")
+        history = read_history(run_dir)
+        monitored = [k for k in history if k.startswith("monitor_") and k.endswith("way")]
+        kept = history[BEST_STEP][-1] if BEST_STEP in history else None
+        plot_loss_curves(
+            {name: history}, path=run_dir / "loss.png",
+            accuracy=monitored[0] if monitored else None, kept_step=kept,
+        )  # fmt: skip
     if "roc" in curves:
         plot_roc_curves({name: curves["roc"]}, path=run_dir / "roc.png")
     if "cmc" in curves:
         plot_cmc_curves({name: np.asarray(curves["cmc"])}, path=run_dir / "cmc.png")
+    names = class_names(test)
     subset = _embedding_subset(test, seed)
+    shown = len(np.unique(test.labels[subset]))
+    which = "held-out" if config.held_out else "test"
     for method in ("pca", "tsne"):
         plot_embedding_2d(
             embeddings[subset],
             test.labels[subset],
             method=method,
-            title=f"{name}: {method.upper()} of {EMBEDDING_CLASSES} test classes",
+            title=f"{name}: {PROJECTION_NAMES[method]} of {shown} {which} classes",
             path=run_dir / f"embedding_{method}.png",
             seed=seed,
+            class_names=names,
         )
     first, second, same = sample_balanced_pairs(test.labels, 2000, seed=seed)
     distances = scorer.paired(embeddings[first], embeddings[second])
     plot_distance_boxplots(
-        distances, same, classes=test.labels[first], path=run_dir / "distances.png"
-    )
+        distances, same, classes=test.labels[first], path=run_dir / "distances.png",
+        class_names=names,
+    )  # fmt: skip
     plt.close("all")

@@ -12,8 +12,9 @@ classes also scores, on the very same episodes of those classes:
 - ``pixels``: the images themselves, flattened, compared by Euclidean distance.
 
 The model beats a baseline when the 95% confidence interval of the per-episode accuracy
-difference (paired: same episodes) lies above zero; otherwise :func:`compare_on_held_out`
-returns a warning, which ``python -m oneshot.train`` prints and ``metrics.json`` keeps.
+difference (paired: same episodes) lies above zero. A model that does not beat both, or a
+result measured on 2-way episodes (chance 50%), gets a warning (:func:`baseline_warning`),
+which ``python -m oneshot.train`` prints and ``metrics.json`` keeps.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import keras
 import numpy as np
 
 from oneshot.data.datasets import LabelledImages
+from oneshot.data.splits import class_names
 from oneshot.distances import LpDistance
 from oneshot.evaluation.episodes import (
     OneShotResult,
@@ -37,6 +39,7 @@ from oneshot.inference import Scorer
 from oneshot.training.callbacks import episode_task
 
 UNTRAINED_FILE = "untrained.weights.h5"
+SHOWN_NAMES = 8  # held-out class names printed in a line (all are in metrics.json)
 BASELINES = {"untrained": "the untrained network", "pixels": "raw pixels"}  # name: label
 
 
@@ -92,9 +95,9 @@ def compare_on_held_out(
         embeddings: embeddings already computed, by scorer name. Defaults to None.
 
     Returns:
-        ``{"protocol", "model", <baseline>..., "vs_<baseline>"..., "warning"}``: each result's
-        ``to_dict()``, each :func:`paired_margin`, and the warning (None if the model beats
-        every baseline).
+        ``{"protocol", "model", <baseline>..., "vs_<baseline>"..., "warning"}``: the protocol
+        names the held-out classes (``class_names``); each result's ``to_dict()``, each
+        :func:`paired_margin`, and the warning (:func:`baseline_warning`).
     """
     groups = getattr(data, "alphabets", None)
     n_way, within = episode_task(data.labels, groups)
@@ -104,8 +107,15 @@ def compare_on_held_out(
         embedded = (embeddings or {}).get(name)
         embedded = scorer.embed(data.images) if embedded is None else embedded
         results[name] = evaluate_episodes(scorer, embedded, drawn, split=split)
+    present = np.unique(data.labels)
+    names = class_names(data)
     report: dict[str, Any] = {
-        "protocol": {**drawn.protocol, "split": split, "classes": len(np.unique(data.labels))}
+        "protocol": {
+            **drawn.protocol,
+            "split": split,
+            "classes": len(present),
+            "class_names": [names[c] for c in present],
+        }
     }
     report.update({name: result.to_dict() for name, result in results.items()})
     for name in BASELINES:
@@ -119,7 +129,13 @@ def _task(report: Mapping[str, Any]) -> str:
     p = report["protocol"]
     within = " within-group" if p["within_alphabet"] else ""
     where = " (test split)" if report.get("evaluation_split") == "test" else ""
-    return f"{p['classes']} held-out classes{where}, {p['task']}{within}, {p['episodes']} episodes"
+    names = p.get("class_names") or []
+    shown = ", ".join(names[:SHOWN_NAMES]) + (" ..." if len(names) > SHOWN_NAMES else "")
+    named = f" ({shown})" if names else ""
+    return (
+        f"{p['classes']} held-out classes{named}{where}, {p['task']}{within}, "
+        f"{p['episodes']} episodes"
+    )
 
 
 def _pretrained(report: Mapping[str, Any]) -> bool:
@@ -150,21 +166,47 @@ def _margins(report: Mapping[str, Any]) -> str:
     )
 
 
+NARROW_WAYS = 2  # episodes this narrow say little: chance is 1/2, one pair of classes decides
+
+
 def baseline_warning(report: Mapping[str, Any]) -> str | None:
-    """The warning for a :func:`compare_on_held_out` report whose model does not beat every
-    baseline, or None."""
-    lost = [name for name in BASELINES if not report.get(f"vs_{name}", {"beaten": True})["beaten"]]
-    if not lost:
-        return None
+    """The warning for a :func:`compare_on_held_out` report, or None when the model beats both
+    baselines on episodes wider than 2-way:
+
+    - a baseline the model does not beat (the 95% CI of the paired difference not above zero),
+      or one that was not measured (no untrained weights), is named with the scores;
+    - 2-way episodes (two held-out classes) are named too: chance is 50% and a single pair of
+      classes decides the result, so it says little about new classes.
+    """
+    missing = [name for name in BASELINES if f"vs_{name}" not in report]
+    lost = [
+        name for name in BASELINES if name not in missing and not report[f"vs_{name}"]["beaten"]
+    ]
     names = dict(BASELINES)
     if _pretrained(report):
         names["untrained"] = "the pretrained network it started from"
-    return (
-        f"the trained model does not beat {' nor '.join(names[n] for n in lost)} on "
-        f"{_task(report)} ({_scores(report)}; the model beats a baseline when the 95% CI of "
-        "their per-episode difference is above zero). Training did not transfer to unseen "
-        "classes: try more classes, fewer steps, or another recipe."
-    )
+    parts = []
+    if lost:
+        parts.append(
+            f"the trained model does not beat {' nor '.join(names[n] for n in lost)} on "
+            f"{_task(report)} ({_scores(report)}; the model beats a baseline when the 95% CI of "
+            "their per-episode difference is above zero). Training did not transfer to unseen "
+            "classes: try more classes, fewer steps, or another recipe."
+        )
+    if missing:
+        parts.append(
+            f"the trained model was not compared with {' nor '.join(names[n] for n in missing)} "
+            "(not measured), so nothing shows that training helped."
+        )
+    n_way = report["protocol"].get("n_way")
+    if n_way is not None and n_way <= NARROW_WAYS:
+        parts.append(
+            f"measured on {n_way}-way episodes of {report['protocol']['classes']} held-out "
+            f"classes: chance is {1 / n_way:.0%} and one pair of classes decides the result, so "
+            "it says little about new classes. Hold out more classes (add class folders) for "
+            "wider episodes."
+        )
+    return " Also, ".join(parts) or None
 
 
 def comparison_line(report: Mapping[str, Any]) -> str:

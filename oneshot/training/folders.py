@@ -152,6 +152,16 @@ def elapsed_seconds(history: Path) -> float:
     return float(rows[-1]["seconds"]) if rows and rows[-1].get("seconds") else 0.0
 
 
+def steps_trained(history: Path) -> int | None:
+    """The steps a run trained (last ``step`` in history.csv: fewer than asked after an early
+    stop), or None without a history."""
+    if not history.exists():
+        return None
+    with history.open() as f:
+        rows = list(csv.DictReader(f))
+    return int(float(rows[-1]["step"])) if rows and rows[-1].get("step") else None
+
+
 def truncate_history(history: Path, steps_done: int) -> None:
     """Keep the rows of ``history.csv`` up to ``steps_done`` (a process killed after writing a
     row but before its checkpoint leaves one row too many); no rows: remove the file."""

@@ -66,6 +66,7 @@ from oneshot.training.folders import (
     clear_run_folder,
     elapsed_seconds,
     run_state,
+    steps_trained,
     truncate_history,
 )
 from oneshot.training.lock import FolderLock
@@ -316,10 +317,12 @@ def run_experiment(
                 print(f"{task_name(distribution)}: {config.name} weights "
                       f"{weights_fingerprint(model)}", flush=True)  # fmt: skip
             train_seconds = elapsed_seconds(run_dir / HISTORY_FILE)
+            trained = steps_trained(run_dir / HISTORY_FILE)
             entry: dict[str, Any] = {
                 "run_dir": str(run_dir),
                 "train_seconds": train_seconds,
-                "steps": config.steps,
+                "steps": config.steps if trained is None else trained,  # fewer after a stop
+                "steps_asked": config.steps,
             }
             if evaluate:
                 from oneshot.training.assess import assess_run  # evaluation + plots
