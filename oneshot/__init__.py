@@ -15,24 +15,35 @@ Layout (data -> sampling/mining -> networks/losses -> training -> evaluation -> 
 - ``oneshot.applications``  a trained embedding on a user's gallery: the embedding index (k-NN)
 - ``oneshot.plots``       every figure
 - ``oneshot.train`` / ``oneshot.evaluate`` / ``oneshot.compare``   the command lines
+
+``import oneshot`` sets ``KERAS_BACKEND`` to ``tensorflow`` when it is unset (and nothing else
+global: TensorFlow's logging, Keras's dtype policy and seeds stay the user's) and registers
+every serializable class, so that ``keras.saving.load_model`` works.
 """
 
 import os
+import sys
 
+# The one global setting an import changes: Keras runs on TensorFlow unless the user chose
+# another backend before importing oneshot (the library is written for TensorFlow).
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.2.0"
 
-# Register every serializable class (distances, miners, reducers, losses, layers, networks) so
-# that ``keras.saving.load_model`` works after ``import oneshot``.
-from oneshot import (  # noqa: E402,F401
-    backbones,
-    distances,
-    losses,
-    miners,
-    models,
-    networks,
-    reducers,
-)
 from oneshot.saving import load_model  # noqa: E402,F401  (says what a non-model file is)
+
+
+def register() -> None:
+    """Import every module that registers serializable classes (distances, miners, reducers,
+    losses, layers, networks) with Keras, so that ``keras.saving.load_model`` reads the models
+    of oneshot. ``import oneshot`` does it; the command lines do it after their arguments
+    are parsed (:func:`oneshot.cli.run_command`)."""
+    from oneshot import backbones, distances, losses, miners, models, networks, reducers  # noqa: F401
+
+
+# ``python -m oneshot.<command>`` imports this package while ``sys.argv[0]`` is still "-m"
+# (Python's documented behaviour while it locates the module): the command then registers
+# after parsing its arguments, so that --help and argument errors answer before TensorFlow is
+# imported. Any other ``import oneshot`` registers at once.
+if sys.argv[:1] != ["-m"]:
+    register()

@@ -1,16 +1,28 @@
-"""What every command line shares: user errors printed as one message, ``--debug`` for the rest.
+"""What every command line shares: user errors printed as one message, ``--debug`` for the rest,
+a quiet and late start of TensorFlow, and the arguments several commands take.
 
 A :class:`UsageError` (bad argument, missing or corrupt data, a run folder that refuses the
 run) is something the user can fix: the command prints ``error: <message>`` on stderr and exits
 with status 2, without a traceback. ``--debug`` raises it instead, with the full traceback.
+
+Every command parses its arguments before TensorFlow is imported (this module and the parsers
+import nothing heavy), so ``--help`` and argument errors answer at once; then
+:func:`run_command` starts TensorFlow (:func:`start_tensorflow`) without the log lines its C++
+core writes to the terminal (absl's pre-init warning, oneDNN and CUDA notices), which
+``--debug`` shows.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from oneshot.names import DISTANCES
 
 EXIT_USAGE = 2
 
@@ -53,11 +65,65 @@ def use_headless_backend() -> None:
     matplotlib.use("Agg")
 
 
+QUIET_LOG_LEVEL = "3"  # TF_CPP_MIN_LOG_LEVEL of the commands: fatal only (TF errors raise)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced(silenced: bool = True) -> Iterator[None]:
+    """Inside, what native code writes to file descriptor 2 (TensorFlow's C++ log lines before
+    its logging starts: they ignore ``TF_CPP_MIN_LOG_LEVEL``) goes to the null device; Python's
+    own ``sys.stderr`` is flushed first and restored after, so an exception raised inside still
+    prints its traceback on the terminal."""
+    if not silenced:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def start_tensorflow(debug: bool = False) -> None:
+    """Import TensorFlow (and Keras, and register oneshot's serializable classes) for a command
+    line whose arguments are parsed. Without ``debug`` it is quiet: ``TF_CPP_MIN_LOG_LEVEL``
+    is 3 unless the user set it (fatal only: its errors reach Python as exceptions), the
+    start-up lines of the C++ core are dropped (including the CUDA probe of a machine without
+    a GPU) and the Python loggers of TensorFlow and absl show errors only. With ``debug`` every line shows. Only the command lines call this: a
+    user's ``import oneshot`` leaves TensorFlow's logging alone."""
+    if "tensorflow" in sys.modules:  # already started (a test, a second command in-process)
+        import oneshot
+
+        oneshot.register()
+        return
+    if not debug:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_LOG_LEVEL)
+    with native_stderr_silenced(not debug):
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the CUDA probe writes its failure here
+        import oneshot
+
+        oneshot.register()
+    if not debug:
+        import logging
+
+        import absl.logging
+
+        tf.get_logger().setLevel(logging.ERROR)
+        absl.logging.set_verbosity(absl.logging.ERROR)
+
+
 def run_command(body: Callable[[], int], debug: bool = False) -> int:
-    """``body()``'s exit status; a user or data error becomes ``error: ...`` on stderr and
-    status 2 (raised as is with ``debug``)."""
+    """``body()``'s exit status, run after :func:`start_tensorflow`; a user or data error
+    becomes ``error: ...`` on stderr and status 2 (raised as is with ``debug``)."""
     from oneshot.data.sources import DataError
 
+    start_tensorflow(debug)
     try:
         return body()
     except (UsageError, DataError) as error:
@@ -65,3 +131,65 @@ def run_command(body: Callable[[], int], debug: bool = False) -> int:
             raise
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def run_app(body: Callable[[], int], debug: bool) -> int:
+    """:func:`run_command` for the applications: a ValueError of the library (a bad
+    argument, another model's index ...) or a missing optional package (FAISS) is a user error
+    too (one ``error:`` line, exit 2)."""
+    use_headless_backend()
+
+    def wrapped() -> int:
+        try:
+            return body()
+        except UsageError:
+            raise
+        except (ValueError, ImportError) as error:  # DataError included; FAISS missing
+            if debug:
+                raise
+            raise UsageError(str(error)) from None
+
+    return run_command(wrapped, debug=debug)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """``--model``, ``--distance``, ``--shifts`` and ``--convert`` (the application commands)."""
+    parser.add_argument(
+        "--model", type=Path, required=required, help="a trained .keras model (model.keras)"
+    )
+    parser.add_argument(
+        "--distance",
+        choices=DISTANCES,
+        default=None,
+        help="distance between embeddings (default: the one the model was trained with)",
+    )
+    parser.add_argument(
+        "--shifts",
+        type=int,
+        default=0,
+        help="test-time averaging of each embedding over shifts of this many pixels (default 0)",
+    )
+    add_convert_argument(parser)
+
+
+def add_convert_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--convert",
+        action="store_true",
+        help="convert colour images to grey (or grey to colour) to fit the model, instead of "
+        "refusing them",
+    )
+
+
+def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or notes on stderr")
+
+
+def add_gallery_arguments(parser: argparse.ArgumentParser, queries_help: str) -> None:
+    """The model arguments, ``--gallery`` and ``--queries`` (identify, novelty)."""
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--gallery", type=Path, required=True,
+        help="the enrolled images: a folder of class folders, or an index file (index build)",
+    )  # fmt: skip
+    parser.add_argument("--queries", type=Path, nargs="+", required=True, help=queries_help)

@@ -19,19 +19,18 @@ import csv
 import sys
 from pathlib import Path
 
-from oneshot.applications.commands import (
+from oneshot.cli import (
+    CommandParser,
+    UsageError,
+    add_debug_flag,
     add_model_arguments,
     add_quiet_argument,
-    model_and_images,
-    note,
     run_app,
 )
-from oneshot.cli import CommandParser, UsageError, add_debug_flag
+from oneshot.names import CLUSTER_METHODS, LINKAGES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from oneshot.applications.cluster import LINKAGES, METHODS
-
     parser = CommandParser(
         prog="python -m oneshot.cluster",
         description="Cluster images by their embeddings (scikit-learn k-means or agglomerative) "
@@ -43,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a folder of class folders (scored) or image files (unlabelled: pass --clusters)",
     )  # fmt: skip
     parser.add_argument(
-        "--method", nargs="+", choices=METHODS, default=list(METHODS),
+        "--method", nargs="+", choices=CLUSTER_METHODS, default=list(CLUSTER_METHODS),
         help="one or both of kmeans, agglomerative (default both)",
     )  # fmt: skip
     parser.add_argument(
@@ -63,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> int:
     from oneshot.applications import atomic_write, cluster
+    from oneshot.applications.commands import model_and_images, note
     from oneshot.applications.files import check_output
 
     if args.out is not None:

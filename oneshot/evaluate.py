@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from oneshot.cli import CommandParser, UsageError, add_debug_flag, run_command, use_headless_backend
-from oneshot.evaluation.report import PROTOCOLS, check_protocols
+from oneshot.names import PROTOCOLS, check_protocols
 
 DATASETS = ("mnist", "omniglot")
 TEST_SPLITS = {"mnist": "test", "omniglot": "evaluation"}

@@ -24,15 +24,14 @@ import sys
 
 import numpy as np
 
-from oneshot.applications.commands import (
+from oneshot.cli import (
+    CommandParser,
+    UsageError,
+    add_debug_flag,
     add_gallery_arguments,
     add_quiet_argument,
-    gallery_and_queries,
-    note,
     run_app,
-    split_known,
 )
-from oneshot.cli import CommandParser, UsageError, add_debug_flag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         identify,
         open_set,
     )
+    from oneshot.applications.commands import gallery_and_queries, note, split_known
 
     if not 0.0 < args.far < 1.0:
         raise UsageError(f"--far must be a rate in (0, 1), e.g. 0.01. Received: {args.far}.")

@@ -21,19 +21,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from oneshot.applications.commands import (
+from oneshot.cli import (
+    CommandParser,
+    UsageError,
     add_convert_argument,
+    add_debug_flag,
     add_model_arguments,
     add_quiet_argument,
-    check_index_model,
-    check_shifts,
-    embed,
-    load_model,
-    note,
-    read_images,
     run_app,
 )
-from oneshot.cli import CommandParser, UsageError, add_debug_flag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -101,6 +97,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build(args: argparse.Namespace) -> int:
     from oneshot.applications import EmbeddingIndex
+    from oneshot.applications.commands import check_shifts, embed, load_model, read_images
     from oneshot.applications.files import check_output
 
     check_output(args.out, args.overwrite, "--overwrite")  # before any work
@@ -125,6 +122,13 @@ def build(args: argparse.Namespace) -> int:
 
 def search(args: argparse.Namespace) -> int:
     from oneshot.applications import EmbeddingIndex, plot_hits, read_image_files
+    from oneshot.applications.commands import (
+        check_index_model,
+        embed,
+        load_model,
+        note,
+        read_images,
+    )
 
     if args.top < 1:
         raise UsageError(f"--top must be >= 1. Received: {args.top}.")

@@ -18,14 +18,14 @@ import sys
 
 import numpy as np
 
-from oneshot.applications.commands import (
+from oneshot.cli import (
+    CommandParser,
+    UsageError,
+    add_debug_flag,
     add_gallery_arguments,
     add_quiet_argument,
-    gallery_and_queries,
     run_app,
-    split_known,
 )
-from oneshot.cli import CommandParser, UsageError, add_debug_flag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> int:
     from oneshot.applications import identify, novelty
+    from oneshot.applications.commands import gallery_and_queries, split_known
 
     gallery, queries, embeddings = gallery_and_queries(args)
     if queries.labels is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import shlex
 import sys
 import warnings
@@ -28,32 +29,53 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from oneshot.cli import (
+    EXIT_USAGE,
     CommandParser,
     UsageError,
     add_debug_flag,
     as_flags,
     run_command,
+    start_tensorflow,
     use_headless_backend,
 )
-from oneshot.experiments import EXPERIMENTS, Experiment, describe_experiments, get_experiment
+from oneshot.validation import MIN_IMAGE_SIZE
 
 if TYPE_CHECKING:
     from oneshot.data.datasets import LabelledImages
     from oneshot.data.splits import ClassSpec
+    from oneshot.experiments import Experiment
     from oneshot.training.setup import RunData
+
+
+CATALOGUE = Path(__file__).parent / "experiments" / "catalogue.json"
+
+
+def experiment_catalogue() -> dict[str, str]:
+    """Every named experiment's one-line summary, read from ``oneshot/experiments/
+    catalogue.json`` (``oneshot.experiments.write_catalogue`` writes it from the experiments
+    themselves), so that ``--help`` lists them without building them: building imports
+    TensorFlow."""
+    return json.loads(CATALOGUE.read_text())
+
+
+def describe_catalogue() -> str:
+    """One line per named experiment, for ``--help``."""
+    catalogue = experiment_catalogue()
+    width = max(len(n) for n in catalogue)
+    return "\n".join(f"  {n:<{width}}  {summary}" for n, summary in catalogue.items())
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = CommandParser(
         prog="python -m oneshot.train",
         description="Train a named one-shot experiment and write its results.",
-        epilog="Experiments:\n" + describe_experiments(),
+        epilog="Experiments:\n" + describe_catalogue(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--experiment",
-        choices=tuple(EXPERIMENTS),
+        choices=tuple(experiment_catalogue()),
         metavar="NAME",
         help="which experiment to run (listed below)",
     )
@@ -192,6 +214,7 @@ def build_experiment(args: argparse.Namespace) -> Experiment:
     and episodes it overrides (the configs a run folder's ``config.json`` records), each run's
     ``init_from`` file checked and its checksum recorded
     (:func:`oneshot.training.pretrained.pinned`)."""
+    from oneshot.experiments import get_experiment
     from oneshot.training.pretrained import pinned
 
     experiment = get_experiment(args.experiment, paper=args.paper)
@@ -262,6 +285,20 @@ def check_args(args: argparse.Namespace) -> Experiment | None:
     """Every argument checked before any work: the experiment the command asks for (None for
     ``--images``, built once its folder is read), or a UsageError naming the argument, what was
     expected and what arrived."""
+    check_plain_args(args)
+    if args.images is not None:
+        return None
+    try:
+        experiment = build_experiment(args)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    check_distributable(experiment, args.strategy)
+    return experiment
+
+
+def check_plain_args(args: argparse.Namespace) -> None:
+    """The checks of :func:`check_args` that need no experiment built, nor TensorFlow: run
+    before TensorFlow is imported, so that such an error answers at once."""
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be >= 1. Received: {args.threads}")
     if args.steps is not None and args.steps < 1:
@@ -283,17 +320,11 @@ def check_args(args: argparse.Namespace) -> Experiment | None:
         raise UsageError(f"--out {out} is a file. Pass a folder.")
     if args.images is not None:
         check_folder_args(args)
-        return None
+        return
     for name in FOLDER_FLAGS:
         if getattr(args, name) is not None:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} applies to --images only. Received it with --experiment.")
-    try:
-        experiment = build_experiment(args)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    check_distributable(experiment, args.strategy)
-    return experiment
 
 
 def check_strategy_args(args: argparse.Namespace) -> None:
@@ -322,8 +353,6 @@ def check_distributable(experiment: Experiment, strategy: str) -> None:
 
 def check_folder_args(args: argparse.Namespace) -> None:
     """The arguments of ``--images``, checked before its folder is read."""
-    from oneshot.experiments.your_data import MIN_IMAGE_SIZE
-
     if not args.images.is_dir():
         what = "does not exist" if not args.images.exists() else "is a file"
         raise UsageError(
@@ -381,7 +410,6 @@ def read_folder(args: argparse.Namespace) -> LabelledImages:
     that their aspect ratio changed; the library's advice is given as flags."""
     from oneshot.data import DataError, load_image_folder
     from oneshot.data.folders import AspectRatioWarning
-    from oneshot.experiments.your_data import MIN_IMAGE_SIZE
 
     size = args.image_size
     with warnings.catch_warnings(record=True) as caught:
@@ -502,20 +530,19 @@ def describe_split(train: LabelledImages, held: LabelledImages) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     use_headless_backend()
-    # threads first: TensorFlow fixes them at its first op or variable, and building the
-    # experiments (parse_args lists them all in --help) may create one (a seeded miner)
-    early = argparse.ArgumentParser(add_help=False)
-    early.add_argument("--threads", type=int)
-    early.add_argument("--strategy")
-    known = early.parse_known_args(argv)[0]
-    try:
-        if known.threads is not None and known.threads >= 1:
-            use_threads(known.threads)
-        start_strategy(known.strategy)
-    except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     args = parse_args(argv)
+    try:
+        check_plain_args(args)  # before TensorFlow: an argument error answers at once
+        start_tensorflow(args.debug)
+        # threads before any op: TensorFlow fixes them at its first op or variable
+        if args.threads is not None:
+            use_threads(args.threads)
+        start_strategy(args.strategy)
+    except UsageError as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return run_command(lambda: _train(args, argv), debug=args.debug)
     except KeyboardInterrupt:

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+MIN_IMAGE_SIZE = 16  # conv4's four 2x2 poolings need 16 pixels a side
+
 
 def check_choice(argument: str, value: Any, options: tuple) -> Any:
     """Return ``value`` if it is one of ``options``, else raise a ValueError naming them."""

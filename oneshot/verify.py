@@ -20,17 +20,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from oneshot.applications.commands import (
+from oneshot.cli import (
+    CommandParser,
+    UsageError,
     add_convert_argument,
+    add_debug_flag,
     add_model_arguments,
     add_quiet_argument,
-    load_model,
-    model_and_images,
-    read_images,
     run_app,
-    warn,
 )
-from oneshot.cli import CommandParser, UsageError, add_debug_flag
 
 PROG = "python -m oneshot.verify"
 USAGE = f"""
@@ -83,6 +81,7 @@ def check_parser() -> argparse.ArgumentParser:
 
 def calibrate(args: argparse.Namespace) -> int:
     from oneshot.applications import Verifier, verifier_path
+    from oneshot.applications.commands import model_and_images, warn
     from oneshot.applications.files import check_output
 
     out = args.out or verifier_path(args.model)
@@ -109,6 +108,7 @@ def calibrate(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     from oneshot.applications import Verifier, verifier_path
+    from oneshot.applications.commands import load_model, read_images
     from oneshot.saving import check_model_file
 
     check_model_file(args.model)  # a wrong --model is named first, not as a missing verifier

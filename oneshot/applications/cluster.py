@@ -32,10 +32,10 @@ from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_s
 
 from oneshot.data.labels import check_labels
 from oneshot.distances import Distance, get_distance, pairwise_dissimilarity_numpy
+from oneshot.names import CLUSTER_METHODS, LINKAGES
 from oneshot.validation import check_choice, check_embeddings
 
-METHODS = ("kmeans", "agglomerative")
-LINKAGES = ("ward", "average", "complete", "single")
+METHODS = CLUSTER_METHODS
 
 
 @dataclasses.dataclass(frozen=True)

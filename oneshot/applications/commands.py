@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -26,61 +25,9 @@ from oneshot.applications.inputs import (
     read_image_folder,
     scorer_for,
 )
-from oneshot.cli import UsageError, run_command, use_headless_backend
-from oneshot.distances import DISTANCES
+from oneshot.cli import UsageError
 from oneshot.inference import Scorer
-
-
-def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    """``--model``, ``--distance``, ``--shifts`` and ``--convert``."""
-    parser.add_argument(
-        "--model", type=Path, required=required, help="a trained .keras model (model.keras)"
-    )
-    parser.add_argument(
-        "--distance",
-        choices=DISTANCES,
-        default=None,
-        help="distance between embeddings (default: the one the model was trained with)",
-    )
-    parser.add_argument(
-        "--shifts",
-        type=int,
-        default=0,
-        help="test-time averaging of each embedding over shifts of this many pixels (default 0)",
-    )
-    add_convert_argument(parser)
-
-
-def add_convert_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--convert",
-        action="store_true",
-        help="convert colour images to grey (or grey to colour) to fit the model, instead of "
-        "refusing them",
-    )
-
-
-def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or notes on stderr")
-
-
-def run_app(body: Callable[[], int], debug: bool) -> int:
-    """:func:`oneshot.cli.run_command` for the applications: a ValueError of the library (a bad
-    argument, another model's index ...) or a missing optional package (FAISS) is a user error
-    too (one ``error:`` line, exit 2)."""
-    use_headless_backend()
-
-    def wrapped() -> int:
-        try:
-            return body()
-        except UsageError:
-            raise
-        except (ValueError, ImportError) as error:  # DataError included; FAISS missing
-            if debug:
-                raise
-            raise UsageError(str(error)) from None
-
-    return run_command(wrapped, debug=debug)
+from oneshot.names import DISTANCES
 
 
 def load_model(path: Path, distance: str | None = None, needs_distance: bool = True) -> keras.Model:
@@ -149,16 +96,6 @@ def model_and_images(
     )
     scorer = scorer_for(model, args.distance, args.shifts)
     return model, scorer, images, embed_images(scorer, images.images, verbose=not args.quiet)
-
-
-def add_gallery_arguments(parser: argparse.ArgumentParser, queries_help: str) -> None:
-    """The model arguments, ``--gallery`` and ``--queries`` (identify, novelty)."""
-    add_model_arguments(parser)
-    parser.add_argument(
-        "--gallery", type=Path, required=True,
-        help="the enrolled images: a folder of class folders, or an index file (index build)",
-    )  # fmt: skip
-    parser.add_argument("--queries", type=Path, nargs="+", required=True, help=queries_help)
 
 
 def gallery_and_queries(

@@ -26,8 +26,8 @@ from oneshot.evaluation.lake import LakeRunLike, lake_evaluate
 from oneshot.evaluation.retrieval import cmc, retrieval_metrics
 from oneshot.evaluation.verification import verification
 from oneshot.inference import Scorer
+from oneshot.names import check_protocols
 
-PROTOCOLS = ("nway", "lake", "verification", "cmc", "retrieval")
 # (n_way, k_shot, within_alphabet) per dataset
 NWAY_TASKS = {
     "mnist": [(10, 1, False)],
@@ -35,20 +35,6 @@ NWAY_TASKS = {
 }
 CMC_CLASSES = {"mnist": 10, "omniglot": 400}
 FIRST_N = {"mnist": 3000, "omniglot": 6000}
-
-
-def check_protocols(protocols: Sequence[str] | str) -> list[str]:
-    """Expand "all" and validate protocol names (ValueError naming the known ones)."""
-    names = [protocols] if isinstance(protocols, str) else list(protocols)
-    if "all" in names:
-        return list(PROTOCOLS)
-    unknown = [p for p in names if p not in PROTOCOLS]
-    if unknown or not names:
-        raise ValueError(
-            f"Invalid value for argument `protocols`. Expected some of {PROTOCOLS + ('all',)}. "
-            f"Received: protocols={names!r}"
-        )
-    return names
 
 
 def evaluate_scorer(
@@ -79,7 +65,7 @@ def evaluate_scorer(
         labels: (M,) class labels.
         dataset: "mnist" or "omniglot" (picks the defaults above).
         split: split name recorded in every protocol.
-        protocols: names from ``PROTOCOLS`` or "all". Defaults to "all".
+        protocols: names from ``oneshot.names.PROTOCOLS`` or "all". Defaults to "all".
         alphabets: (M,) alphabets, for within-alphabet episodes (Omniglot). Defaults to None.
         lake_runs: Lake's runs at the model's image size; "lake" is skipped (with a note)
             when None or for MNIST. Defaults to None.

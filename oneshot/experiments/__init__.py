@@ -12,7 +12,9 @@ reachable margins for the learned metric, consistent g in mining and loss, class
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 from oneshot.experiments.base import EvalConfig, Experiment
 from oneshot.experiments.few_class import mnist_few_class
@@ -54,7 +56,7 @@ from oneshot.training.configs import (
 __all__ = [  # the typed run configs live in oneshot.training.configs; re-exported here
     "CONFIG_TYPES", "MODEL_KINDS", "OnlineRun", "QuadrupletRun", "RunConfig", "SAMPLERS",
     "SiameseRun", "TripletRun", "from_legacy_dict", "EvalConfig", "Experiment", "EXPERIMENTS",
-    "get_experiment", "describe_experiments", "batch_hard_loss",
+    "get_experiment", "describe_experiments", "batch_hard_loss", "write_catalogue",
 ]  # fmt: skip
 
 
@@ -96,6 +98,17 @@ def get_experiment(name: str, paper: bool = False) -> Experiment:
             f"Received: experiment={name!r}"
         )
     return EXPERIMENTS[name](paper)
+
+
+CATALOGUE = Path(__file__).with_name("catalogue.json")
+
+
+def write_catalogue(path: Path = CATALOGUE) -> None:
+    """Write every experiment's name and summary to ``catalogue.json``, which
+    ``python -m oneshot.train --help`` lists without building the experiments (run after
+    adding or renaming one; a test compares the file with the experiments)."""
+    catalogue = {name: get_experiment(name).summary for name in EXPERIMENTS}
+    path.write_text(json.dumps(catalogue, indent=2) + "\n")
 
 
 def describe_experiments() -> str:

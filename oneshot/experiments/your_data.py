@@ -34,11 +34,11 @@ from oneshot.data.splits import ClassSpec
 from oneshot.experiments.base import EvalConfig, Experiment
 from oneshot.experiments.online import batch_hard_loss
 from oneshot.training.configs import OnlineRun
+from oneshot.validation import MIN_IMAGE_SIZE
 
 RECIPE_NAME = "recommended"
 RECIPE_STEPS = 1500
 PATIENCE = 3  # chunks of 100 steps without a better held-out accuracy before stopping
-MIN_IMAGE_SIZE = 16  # conv4's four 2x2 poolings need 16 pixels a side
 BATCH_IMAGES = 128  # about P x K images per batch
 MAX_CLASSES_PER_BATCH = 32
 SAMPLES_PER_CLASS = (4, 16)  # the range of K

@@ -133,13 +133,14 @@ def plot_loss_curves(
     fig, ax = plt.subplots(figsize=(7, 4.5))
     xlabel = x or "step"
     if accuracy is not None:
+        task = accuracy.removeprefix("monitor_").replace("way", "-way")  # monitor_5way: 5-way
         right = ax.twinx()
         for name, columns in histories.items():
             x_key = x or next((k for k in ("step", "epoch") if k in columns), None)
             if accuracy in columns and x_key:
                 right.plot(columns[x_key], columns[accuracy], "o--", color="tab:orange",
-                           label=f"{name}: held-out {accuracy.removeprefix('monitor_')}")  # fmt: skip
-        right.set_ylabel(f"held-out accuracy ({accuracy.removeprefix('monitor_')} 1-shot)")
+                           label=f"{name}: held-out {task}")  # fmt: skip
+        right.set_ylabel(f"held-out accuracy ({task} 1-shot)")
         right.set_ylim(0, 1.01)
         if right.lines:
             right.legend(fontsize=8, loc="center right")

@@ -20,10 +20,11 @@ from oneshot.data import load_lake_runs, load_mnist
 from oneshot.data.datasets import LabelledImages
 from oneshot.data.splits import class_names
 from oneshot.evaluation.episodes import nway_accuracy
-from oneshot.evaluation.report import PROTOCOLS, evaluate_scorer
+from oneshot.evaluation.report import evaluate_scorer
 from oneshot.evaluation.verification import sample_balanced_pairs
 from oneshot.experiments import EvalConfig, RunConfig
 from oneshot.inference import Scorer
+from oneshot.names import PROTOCOLS
 from oneshot.plots import (
     plot_cmc_curves,
     plot_distance_boxplots,
