@@ -203,6 +203,15 @@ def test_verify_calibrate_then_check_pairs(folders, capsys):
     assert record["calibration"]["same_pairs"] == 10 * 66  # all pairs of 12 per class
     code, _, err = run(verify_cli, [*argv, "--quiet"], capsys)
     assert "already exists; pass --overwrite" in one_error(code, err)
+    # 120 images give 6,480 different-class pairs: too few to measure a FAR of 1e-4, which a
+    # warning says even with --quiet
+    strict = [*argv[:-1], 1e-4, "--out", folders / "strict.verify.json", "--quiet"]
+    code, _, err = run(verify_cli, strict, capsys)
+    assert code == 0
+    assert (
+        "warning: 6480 different-class pairs cannot measure a FAR of 0.0001 (it needs at "
+        "least 10000)" in err
+    ), err
 
     zero = sorted((folders / "queries" / "zero").glob("*.png"))
     one = sorted((folders / "queries" / "one").glob("*.png"))
