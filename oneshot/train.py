@@ -405,9 +405,11 @@ FOLDER_ARGUMENTS = {"image_size": "--image-size", "channels": "--channels"}  # a
 
 
 def read_folder(args: argparse.Namespace) -> LabelledImages:
-    """``--images`` at ``--image-size`` and ``--channels``: images that are not square are
-    resized to squares (of their longer side without ``--image-size``), with a note on stderr
-    that their aspect ratio changed; the library's advice is given as flags."""
+    """``--images`` at ``--image-size`` and ``--channels``. Without ``--image-size``, images
+    that are not square, or smaller than the network takes, are resized to squares of their
+    longer side (at least ``MIN_IMAGE_SIZE``); a note on stderr names the size chosen and, for
+    images stretched to another aspect ratio, says that it changed. The library's advice
+    (``channels=1``) is given as flags (``--channels 1``)."""
     from oneshot.data import DataError, load_image_folder
     from oneshot.data.folders import AspectRatioWarning
 
