@@ -95,8 +95,9 @@ def load_model(path: str | Path, compile: bool = True) -> Any:
     """
     import keras
 
-    import oneshot  # noqa: F401  (registers the custom objects)
+    import oneshot
 
+    oneshot.register()  # the custom objects (a command line registers after parsing)
     metadata = check_model_file(path)
     try:
         return keras.saving.load_model(path, compile=compile)
