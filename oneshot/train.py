@@ -439,8 +439,9 @@ def read_folder(args: argparse.Namespace) -> LabelledImages:
     return data
 
 
-def held_out_split(args: argparse.Namespace, data: LabelledImages) -> tuple[LabelledImages,
-                                                                             LabelledImages]:  # fmt: skip
+def split_folder_classes(
+    args: argparse.Namespace, data: LabelledImages
+) -> tuple[LabelledImages, LabelledImages]:
     """``(train, held_out)`` classes of the folder, or a UsageError that says what to pass or
     exactly how many class folders to add. Validation needs 2 held-out classes with 2 images
     (a 2-way one-shot episode) and training 2 other classes."""
@@ -458,11 +459,11 @@ def held_out_split(args: argparse.Namespace, data: LabelledImages) -> tuple[Labe
             f"--images {args.images} has {total} classes ({usable} with 2 or more images): "
             f"training needs 2 classes and validation 2 others it never trains on (2-way "
             f"one-shot episodes). Add {missing} more class folder{'s' * (missing > 1)} with at "
-            "least 2 images each (5 or more classes give wider, more telling validation)."
+            "least 2 images each (6 or more classes give episodes wider than 2-way)."
         )
     given = args.validation_classes
     spec = default_validation_classes(total) if given is None else class_spec(given)
-    shown = f"{given!r}" if given is not None else f"{spec} (the default)"
+    shown = given if given is not None else f"{spec} (the default)"
     try:
         return hold_out_classes(data, spec)
     except ValueError as err:
@@ -493,7 +494,7 @@ def build_folder_experiment(args: argparse.Namespace) -> tuple[Experiment, RunDa
     from oneshot.training.setup import RunData
 
     data = read_folder(args)
-    train, held = held_out_split(args, data)
+    train, held = split_folder_classes(args, data)
     overrides = {
         "steps": args.steps,
         "learning_rate": args.learning_rate,

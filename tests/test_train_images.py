@@ -162,7 +162,7 @@ def _not_square(root: Path, data_dir: Path) -> Path:
          "more class folder with at least 2 images each"),
         (_one_class_of_one_image, [], "Add 2 more class folders"),
         (_four_classes, ["--validation-classes", "3"],
-         "--validation-classes '3' cannot be held out: it leaves fewer than 2 of the 4 classes"),
+         "--validation-classes 3 cannot be held out: it leaves fewer than 2 of the 4 classes"),
         (_four_classes, ["--validation-classes", "digit0,digit9"],
          "cannot be held out: unknown class(es) ['digit9']"),
         (_three_classes, ["--validation-classes", "-1"], "--validation-classes must be a count"),
