@@ -93,8 +93,9 @@ def start_tensorflow(debug: bool = False) -> None:
     line whose arguments are parsed. Without ``debug`` it is quiet: ``TF_CPP_MIN_LOG_LEVEL``
     is 3 unless the user set it (fatal only: its errors reach Python as exceptions), the
     start-up lines of the C++ core are dropped (including the CUDA probe of a machine without
-    a GPU) and the Python loggers of TensorFlow and absl show errors only. With ``debug`` every line shows. Only the command lines call this: a
-    user's ``import oneshot`` leaves TensorFlow's logging alone."""
+    a GPU) and the Python loggers of TensorFlow and absl show errors only. With ``debug``
+    every line shows. Only the command lines call this: a user's ``import oneshot`` leaves
+    TensorFlow's logging alone."""
     if "tensorflow" in sys.modules:  # already started (a test, a second command in-process)
         import oneshot
 
