@@ -38,7 +38,15 @@ def register() -> None:
     losses, layers, networks) with Keras, so that ``keras.saving.load_model`` reads the models
     of oneshot. ``import oneshot`` does it; the command lines do it after their arguments
     are parsed (:func:`oneshot.cli.run_command`)."""
-    from oneshot import backbones, distances, losses, miners, models, networks, reducers  # noqa: F401
+    from oneshot import (  # noqa: F401
+        backbones,
+        distances,
+        losses,
+        miners,
+        models,
+        networks,
+        reducers,
+    )
 
 
 # ``python -m oneshot.<command>`` imports this package while ``sys.argv[0]`` is still "-m"
