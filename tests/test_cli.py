@@ -105,7 +105,6 @@ def test_the_light_names_are_the_librarys():
     from oneshot import names
     from oneshot.applications.cluster import LINKAGES, METHODS
     from oneshot.distances import DISTANCES
-    from oneshot.evaluation.report import evaluate_scorer  # noqa: F401  (the protocols' user)
 
     assert names.DISTANCES == DISTANCES
     assert (names.CLUSTER_METHODS, names.LINKAGES) == (METHODS, LINKAGES)
