@@ -261,9 +261,9 @@ TRIPLET_MINERS = {
     "batch_hard": (BatchHardMiner(), False),
     "batch_hard_soft": (BatchHardMiner(), True),
     "batch_all": (BatchAllMiner(margin=0.3), False),
-    "semi_hard": (SemiHardMiner(margin=0.3), False),
+    "semi_hard": (SemiHardMiner(), False),
     "semi_hard_hardest": (SemiHardMiner(margin=0.3, fallback="hardest"), False),
-    "semi_hard_soft": (SemiHardMiner(margin=0.3), True),
+    "semi_hard_soft": (SemiHardMiner(), True),
 }
 
 
@@ -509,7 +509,7 @@ def test_semi_hard_hand_worked():
       0.5, for both: max(1 - 0.5 + 0.2, 0) = 0.7 twice. Mean 0.7.
     - Legacy ``OnlineTripletLoss("semi_hard")`` keeps the previous (window) rule: 0.7.
     """
-    tf_addons = TripletMarginLoss(0.2, miner=SemiHardMiner(0.2), reducer=MeanReducer(), dtype=F64)
+    tf_addons = TripletMarginLoss(0.2, miner=SemiHardMiner(), reducer=MeanReducer(), dtype=F64)
     window = TripletMarginLoss(
         0.2, miner=SemiHardMiner(0.2, fallback="hardest"), reducer=MeanReducer(), dtype=F64
     )
