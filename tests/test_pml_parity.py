@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from oneshot.distances import CosineSimilarity, LpDistance
+from oneshot.distances import DotProductSimilarity, LpDistance
 from oneshot.losses import (
     ArcFaceLoss,
     CircleLoss,
@@ -68,8 +68,10 @@ MAPPING = {
     ),
     "MultiSimilarityLoss": lambda: MultiSimilarityLoss(2.0, 50.0, 0.5, dtype=F64),
     "MarginLoss": lambda: MarginLoss(0.2, 1.2, distance=UNIT_L2, dtype=F64),
-    # PML's DotProductSimilarity() normalises the embeddings: the cosine
-    "NPairsLoss": lambda: NPairsLoss(distance=CosineSimilarity(), dtype=F64),
+    # PML's DotProductSimilarity() normalises the embeddings by default
+    "NPairsLoss": lambda: NPairsLoss(
+        distance=DotProductSimilarity(normalize_embeddings=True), dtype=F64
+    ),
     "NTXentLoss": lambda: NTXentLoss(0.07, dtype=F64),
     "SupConLoss": lambda: SupConLoss(0.1, dtype=F64),
     "CircleLoss": lambda: CircleLoss(80.0, 0.4, dtype=F64),
