@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 import oneshot.reducers.means
+import oneshot.reducers.parts
 from oneshot.distances import LpDistance
 from oneshot.reducers import (
     REDUCERS,
@@ -124,8 +125,9 @@ def test_hand_worked_example():
         assert float(reducer.reduce(tf.constant(losses))) == pytest.approx(value, rel=1e-6)
 
 
-def test_docstring_examples_run():
-    result = doctest.testmod(oneshot.reducers.means, raise_on_error=False, verbose=False)
+@pytest.mark.parametrize("module", [oneshot.reducers.means, oneshot.reducers.parts])
+def test_docstring_examples_run(module):
+    result = doctest.testmod(module, raise_on_error=False, verbose=False)
     assert result.attempted > 0 and result.failed == 0
 
 
