@@ -206,7 +206,7 @@ def build_siamese(
 def build_triplet(
     embedding: keras.Model,
     margin: float = 0.2,
-    distance: Distance | str = "squared_euclidean",
+    distance: Distance | str = "euclidean",
     soft_margin: bool = False,
     optimizer: str | keras.optimizers.Optimizer | None = "adam",
 ) -> keras.Model:

@@ -30,6 +30,10 @@ for seed in 0 1 2; do
 done
 "$PY" -m oneshot.compare --seeds results/omniglot-losses/seed0 results/omniglot-losses/seed1 results/omniglot-losses/seed2 \
   --baseline batch-hard --out results/omniglot-losses/comparison.png > results/omniglot-losses/table.md
+# Issue 31 (pytorch-metric-learning parity) retrained only the runs whose definition or config
+# changed, each with the command recorded in its experiment.json: omniglot-semi-hard (above), the
+# 9 contrastive / n-pairs / circle tuning runs (--runs ... --overwrite), then
+# --runs contrastive,n-pairs,circle of each seed (n-pairs again after its tuning chose 0.001).
 
 # Issue 17: omniglot-batch-hard on two worker processes (MultiWorkerMirroredStrategy), ~2 minutes.
 PYTHON="$PY" bash results/omniglot-batch-hard-multiworker/run.sh --overwrite

@@ -56,7 +56,7 @@ from oneshot.networks import build_network
 LOSSES = {
     "batch_hard": lambda **kw: TripletMarginLoss(miner=BatchHardMiner(), **kw),
     "batch_all": lambda **kw: TripletMarginLoss(miner=BatchAllMiner(0.2), **kw),
-    "semi_hard": lambda **kw: TripletMarginLoss(miner=SemiHardMiner(0.2), **kw),
+    "semi_hard": lambda **kw: TripletMarginLoss(miner=SemiHardMiner(), **kw),
     "multi_similarity": lambda **kw: MultiSimilarityLoss(**kw),
     "contrastive": lambda **kw: ContrastiveLoss(**kw),
     "supcon": lambda **kw: SupConLoss(**kw),

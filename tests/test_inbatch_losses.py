@@ -42,7 +42,13 @@ from oneshot.miners import (
 )
 from oneshot.models import build_online
 from oneshot.networks import conv4
-from oneshot.reducers import MeanNonZeroReducer, MeanReducer, PerAnchorReducer, SumReducer
+from oneshot.reducers import (
+    MeanNonZeroReducer,
+    MeanReducer,
+    PerAnchorReducer,
+    PerPartReducer,
+    SumReducer,
+)
 
 F64 = "float64"
 RTOL = 1e-5  # the acceptance criterion, in float64
@@ -261,9 +267,9 @@ TRIPLET_MINERS = {
     "batch_hard": (BatchHardMiner(), False),
     "batch_hard_soft": (BatchHardMiner(), True),
     "batch_all": (BatchAllMiner(margin=0.3), False),
-    "semi_hard": (SemiHardMiner(margin=0.3), False),
+    "semi_hard": (SemiHardMiner(), False),
     "semi_hard_hardest": (SemiHardMiner(margin=0.3, fallback="hardest"), False),
-    "semi_hard_soft": (SemiHardMiner(margin=0.3), True),
+    "semi_hard_soft": (SemiHardMiner(), True),
 }
 
 
@@ -509,7 +515,7 @@ def test_semi_hard_hand_worked():
       0.5, for both: max(1 - 0.5 + 0.2, 0) = 0.7 twice. Mean 0.7.
     - Legacy ``OnlineTripletLoss("semi_hard")`` keeps the previous (window) rule: 0.7.
     """
-    tf_addons = TripletMarginLoss(0.2, miner=SemiHardMiner(0.2), reducer=MeanReducer(), dtype=F64)
+    tf_addons = TripletMarginLoss(0.2, miner=SemiHardMiner(), reducer=MeanReducer(), dtype=F64)
     window = TripletMarginLoss(
         0.2, miner=SemiHardMiner(0.2, fallback="hardest"), reducer=MeanReducer(), dtype=F64
     )
@@ -555,6 +561,26 @@ def test_contrastive_and_quadruplet_hand_worked():
     assert float(ContrastiveLoss(dtype=F64)(labels, emb)) == pytest.approx(0.13, rel=1e-12)
     quadruplet = QuadrupletLoss(alpha1=0.4, alpha2=0.2, dtype=F64)
     assert float(quadruplet(labels, emb)) == pytest.approx(0.35, rel=1e-12)
+
+
+def test_contrastive_plain_hinges_and_per_part_reduction_hand_worked():
+    """The same points, plain hinges (``squared=False``, pytorch-metric-learning's form).
+
+    Positive pairs: (0, 0.5) twice at 0.5 -> 0.5 each. Negative pairs (10 ordered): inside the
+    margin (0, 0.8) at 0.2 and (0.5, 0.8) at 0.7, twice each; the other 6 cost 0.
+    - one mean over the 12 pairs (``MeanReducer``): (2 x 0.5 + 2 x 0.2 + 2 x 0.7) / 12 = 2.8 / 12;
+    - ``PerPartReducer()``: non-zero positives 1.0 / 2 = 0.5, non-zero negatives 1.8 / 4 = 0.45;
+      loss 0.95.
+    """
+    emb, labels = np.array([[0.0], [0.5], [0.8], [3.0]]), [0, 0, 1, 2]
+    plain = ContrastiveLoss(squared=False, dtype=F64)
+    assert float(plain(labels, emb)) == pytest.approx(2.8 / 12, rel=1e-12)
+    pml = ContrastiveLoss(squared=False, reducer=PerPartReducer(), dtype=F64)
+    assert float(pml(labels, emb)) == pytest.approx(0.95, rel=1e-12)
+    squared_per_part = ContrastiveLoss(reducer=PerPartReducer(), dtype=F64)
+    assert float(squared_per_part(labels, emb)) == pytest.approx(0.25 + 1.06 / 4, rel=1e-12)
+    with pytest.raises(ValueError, match=r"argument `squared`.*Received: squared='no'"):
+        ContrastiveLoss(squared="no")
 
 
 # --- legacy aliases: the previous version's formulas ---------------------------------------------

@@ -465,3 +465,21 @@ def test_every_loss_and_layer_saves_and_loads_after_only_import_oneshot(tmp_path
         got_config, got_loss, got_value = loaded[path]
         assert got_config == config and got_loss == loss, path
         assert got_value == pytest.approx(value, rel=1e-6) and value > 0, path
+
+
+def test_every_triplet_entry_point_defaults_to_the_euclidean_distance():
+    """One default for ``triplet_loss``, ``TripletLossLayer``, ``build_triplet``,
+    ``TripletRun`` and ``TripletMarginLoss``: the Euclidean distance (Eric's experiments pass
+    ``"squared_euclidean"`` explicitly)."""
+    import inspect
+
+    from oneshot.models import build_triplet
+    from oneshot.training.configs import TripletRun
+
+    a, p, n = np.zeros((1, 2)), np.array([[3.0, 4.0]]), np.array([[6.0, 8.0]])
+    assert float(triplet_loss(a, p, n, margin=0.0)[0]) == 0.0  # 5 - 10 < 0 in L2, also squared
+    assert float(triplet_loss(a, n, p, margin=0.0)[0]) == pytest.approx(5.0)  # 10 - 5, not 75
+    assert TripletLossLayer().distance == LpDistance()
+    assert TripletMarginLoss().distance == LpDistance()
+    assert inspect.signature(build_triplet).parameters["distance"].default == "euclidean"
+    assert TripletRun(name="x").distance == "euclidean"

@@ -122,7 +122,8 @@ def test_semi_hard_matches_brute_force(seed, distance, fallback):
             window = [n for n in neg if dist[a, p] < dist[a, n] < dist[a, p] + margin]
             n = min(window or neg, key=lambda k: dist[a, k])
         expected.add((a, p, n))
-    got = run(miners.SemiHardMiner(margin, fallback), dist, labels)
+    miner = miners.SemiHardMiner(margin if fallback == "hardest" else None, fallback)
+    got = run(miner, dist, labels)
     assert as_set(*got) == expected
     assert len(got[0]) == len(expected)
 
@@ -250,7 +251,7 @@ def test_semi_hard_rules_differ_hand_worked():
         d = dist.numpy()
         return float(np.mean(np.maximum(d[a, p] - d[a, n] + 0.2, 0.0)))
 
-    tfa = miners.SemiHardMiner(0.2)(dist, labels)
+    tfa = miners.SemiHardMiner()(dist, labels)
     assert as_set(*tfa) == {(0, 1, 3), (1, 0, 3)}
     assert mean_hinge(*tfa) == 0.0
     old = miners.SemiHardMiner(0.2, fallback="hardest")(dist, labels)
@@ -275,7 +276,7 @@ def test_batch_hard_and_semi_hard_hand_worked():
     assert got == {(0, 1, 2), (1, 0, 2), (2, 3, 1), (3, 2, 1)}
     got = as_set(*miners.SemiHardMiner(1.0, "hardest")(dist, labels))
     assert got == {(0, 1, 2), (1, 0, 2), (2, 3, 1), (3, 2, 1)}
-    got = as_set(*miners.SemiHardMiner(1.0)(dist, labels))
+    got = as_set(*miners.SemiHardMiner()(dist, labels))
     assert got == {(0, 1, 2), (1, 0, 3), (2, 3, 0), (3, 2, 1)}
 
 
@@ -426,10 +427,11 @@ def test_serialization_round_trip(miner):
 def test_get_miner_names_objects_and_errors():
     for name, cls in miners.MINERS.items():
         assert type(miners.get_miner(name)) is cls
-    miner = miners.SemiHardMiner(0.1)
+    miner = miners.SemiHardMiner(0.1, "hardest")
     assert miners.get_miner(miner) is miner
     assert miners.BatchAllMiner(0.2) != miners.BatchAllMiner(0.3)
-    assert repr(miners.SemiHardMiner()) == "SemiHardMiner(margin=0.2, fallback='farthest')"
+    assert repr(miners.SemiHardMiner()) == "SemiHardMiner(margin=None, fallback='farthest')"
+    assert miners.SemiHardMiner(fallback="hardest").margin == 0.2
     with pytest.raises(
         ValueError, match=r"argument `miner`.*'batch_hard'.*Received: miner='hardest'"
     ):
@@ -439,7 +441,22 @@ def test_get_miner_names_objects_and_errors():
     with pytest.raises(ValueError, match=r"argument `fallback`.*Received: fallback='closest'"):
         miners.SemiHardMiner(fallback="closest")
     with pytest.raises(ValueError, match=r"argument `margin`.*Received: margin=-0.1"):
-        miners.SemiHardMiner(margin=-0.1)
+        miners.SemiHardMiner(margin=-0.1, fallback="hardest")
+
+
+def test_semi_hard_refuses_a_margin_its_rule_would_ignore():
+    """TensorFlow Addons' rule (fallback="farthest") picks its negative without a margin: a
+    margin given with it would be silently ignored, so it is refused, naming what to pass."""
+    with pytest.raises(ValueError, match=r"argument `margin`.*no margin.*SemiHardMiner\(\)"):
+        miners.SemiHardMiner(0.2)
+    with pytest.raises(ValueError, match=r"Received: margin=0.5"):
+        miners.SemiHardMiner.from_config({"margin": 0.5, "fallback": "farthest"})
+    # the window rule uses it: a wider window keeps farther negatives
+    dist = LpDistance().pairwise(tf.constant([[0.0], [1.0], [1.5], [2.5]], tf.float64))
+    labels = tf.constant([0, 0, 1, 2])
+    narrow = as_set(*miners.SemiHardMiner(0.2, fallback="hardest")(dist, labels))
+    wide = as_set(*miners.SemiHardMiner(1.0, fallback="hardest")(dist, labels))
+    assert narrow != wide
     with pytest.raises(ValueError, match=r"argument `epsilon`.*Received: epsilon='0.1'"):
         miners.MultiSimilarityMiner("0.1")
     with pytest.raises(ValueError, match=r"argument `dist`"):
@@ -680,7 +697,7 @@ def test_from_model_triplet_uses_the_loss_distance(mnist_small):
     from oneshot.models import build_triplet
 
     images, labels = mnist_small
-    model = build_triplet(small_embedding(), optimizer=None)  # squared Euclidean by default
+    model = build_triplet(small_embedding(), distance="squared_euclidean", optimizer=None)
     miner = miners.HardBatchMiner.from_model(model, images, labels, candidates=40, seed=2)
     assert miner.kind == "triplet" and miner.distance == LpDistance(power=2)
     before = miners.HardBatchMiner(

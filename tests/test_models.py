@@ -215,11 +215,10 @@ def test_every_kind_round_trips_and_scores_pairs_like_the_model(kind, tmp_path):
     else:
         expected = np.sqrt(np.sum((e1 - e2) ** 2, axis=1))
     np.testing.assert_allclose(paired, expected, rtol=1e-4, atol=1e-5)
-    # fixed-distance kinds record theirs; the stand-in loss has none, so the online model
-    # records the Euclidean distance (learned heads do not use it)
-    assert scorer.distance == get_distance(
-        "squared_euclidean" if kind == "triplet" else "euclidean"
-    )
+    # fixed-distance kinds record theirs (the triplet model's default: Euclidean); the stand-in
+    # loss has none, so the online model records the Euclidean distance (learned heads do not
+    # use it)
+    assert scorer.distance == get_distance("euclidean")
 
 
 # --- smoke training on real MNIST ----------------------------------------------------------------

@@ -26,6 +26,7 @@ from oneshot.distances import CosineSimilarity, DotProductSimilarity, LpDistance
 from oneshot.losses import (
     CircleLoss,
     GeneralizedLiftedStructureLoss,
+    KerasCircleLoss,
     LiftedStructureLoss,
     MarginLoss,
     MultiSimilarityLoss,
@@ -133,17 +134,18 @@ def ref_margin(d, labels, pairs, alpha=0.2, beta=1.2):
 
 
 def ref_npairs(s, labels):
-    """Each anchor's positive: the next sample of its class, cyclically; its negatives: the
-    other classes' samples that are someone's positive."""
-    b, terms = len(labels), []
-    for i in range(b):
-        if not positives(labels, i):
-            continue
-        p = next(j % b for j in range(i + 1, i + b) if labels[j % b] == labels[i])
-        others = [k for k in negatives(labels, i) if positives(labels, k)]
-        if others:
-            terms.append((i, np.log1p(sum(np.exp(s[i, k] - s[i, p]) for k in others))))
-    return mean_per_sample(terms, b)
+    """Sohn's formula on one pair per class (its first two samples in batch order):
+    l_i = log(1 + sum_{j != i} exp(s(a_i, p_j) - s(a_i, p_i))), mean over the N anchors."""
+    pairs = []
+    for c in dict.fromkeys(labels):  # classes in order of first appearance
+        members = [j for j in range(len(labels)) if labels[j] == c]
+        if len(members) >= 2:
+            pairs.append((members[0], members[1]))
+    terms = []
+    for i, (a, p) in enumerate(pairs):
+        others = [q for j, (_, q) in enumerate(pairs) if j != i]
+        terms.append((a, np.log1p(sum(np.exp(s[a, q] - s[a, p]) for q in others))))
+    return mean_per_sample(terms, len(labels))
 
 
 def ref_ntxent(s, labels, temperature=0.5):
@@ -166,15 +168,17 @@ def ref_supcon(s, labels, temperature=0.1):
     return mean_per_sample(terms, len(labels))
 
 
-def ref_circle(s, labels, gamma=80.0, m=0.4):
-    """Sun et al.'s loss per anchor (0 without a positive or a negative)."""
+def ref_circle(s, labels, gamma=80.0, m=0.4, weights_from=None):
+    """Sun et al.'s loss per anchor (0 without a positive or a negative); the weights a_p, a_n
+    are computed from ``weights_from`` (default ``s``): a fixed matrix holds them constant."""
+    w = s if weights_from is None else weights_from
     out = []
     for i in range(len(labels)):
         pos = sum(
-            np.exp(-gamma * max(1 + m - s[i, p], 0) * (s[i, p] - 1 + m))
+            np.exp(-gamma * max(1 + m - w[i, p], 0) * (s[i, p] - 1 + m))
             for p in positives(labels, i)
         )
-        neg = sum(np.exp(gamma * max(s[i, n] + m, 0) * (s[i, n] - m)) for n in negatives(labels, i))
+        neg = sum(np.exp(gamma * max(w[i, n] + m, 0) * (s[i, n] - m)) for n in negatives(labels, i))
         out.append(np.log1p(pos * neg))
     return np.array(out)
 
@@ -312,14 +316,35 @@ def test_npairs_ntxent_supcon_match_brute_force():
     )
 
 
-def test_circle_is_keras_circle_and_matches_the_paper():
-    """``CircleLoss`` is ``keras.losses.Circle``: per-sample values are Sun et al.'s formula on
-    unit-norm embeddings; its gradient is the exact derivative of that formula (the weights
+def test_circle_holds_its_weights_constant_as_the_paper():
+    """``CircleLoss``: per-sample values are Sun et al.'s formula (cosine similarities, the
+    embeddings normalised by the distance), its gradient the formula's with a_p and a_n held
+    at their current values; the mean is over the anchors with a loss (here all but the
+    singleton)."""
+    emb, labels = clustered_batch(seed=6, dim=4)
+    s0 = cosine(emb)
+    want = ref_circle(s0, labels)
+    assert (want == 0).sum() == 1  # the singleton
+    x = tf.Variable(emb)
+    with tf.GradientTape() as tape:
+        value = CircleLoss(dtype=F64)(labels, x)
+    assert float(value) == pytest.approx(want.sum() / (want > 0).sum(), rel=RTOL)
+    frozen = numeric_gradient(
+        lambda z: ref_circle(cosine(z), labels, weights_from=s0).sum() / (want > 0).sum(), emb
+    )
+    np.testing.assert_allclose(tape.gradient(value, x).numpy(), frozen, rtol=RTOL, atol=1e-8)
+    through = numeric_gradient(lambda z: ref_circle(cosine(z), labels).sum() / 11, emb)
+    assert np.abs(frozen - through).max() > 1e-3  # the two definitions do differ
+
+
+def test_keras_circle_matches_the_paper_and_differentiates_through_the_weights():
+    """``KerasCircleLoss`` is ``keras.losses.Circle``: per-sample values are Sun et al.'s formula
+    on unit-norm embeddings; its gradient is the exact derivative of that formula (the weights
     a_p, a_n included); ``sum_over_batch_size`` averages the anchors with a loss (Keras masks
     the zeros: here the singleton)."""
-    assert CircleLoss is keras.losses.Circle
+    assert KerasCircleLoss is keras.losses.Circle
     emb, labels = clustered_batch(seed=6, dim=4, unit=True)
-    loss = CircleLoss(dtype=F64)
+    loss = KerasCircleLoss(dtype=F64)
     want = ref_circle(cosine(emb), labels)
     assert (want == 0).sum() == 1  # the singleton
     x = tf.Variable(emb)
@@ -335,7 +360,7 @@ def test_circle_is_keras_circle_and_matches_the_paper():
     weights = np.random.default_rng(0).uniform(0, 2, len(labels))
     weighted = float(loss(labels, emb, sample_weight=weights))
     assert weighted == pytest.approx((weights * want).sum() / (want > 0).sum(), rel=1e-10)
-    none = CircleLoss(reduction="none", dtype=F64)(labels, emb)
+    none = KerasCircleLoss(reduction="none", dtype=F64)(labels, emb)
     np.testing.assert_allclose(none.numpy(), want, rtol=RTOL)
 
 
@@ -363,17 +388,21 @@ def test_hand_worked_lifted_npairs_and_margin():
     np.testing.assert_allclose(per_sample, [0.0, 0.6, 0.0], atol=1e-12)  # anchor 1: 0.2 x 3 / 1
 
 
-def test_npairs_with_two_per_class_is_sohns_loss_both_ways_and_ntxent_is_supcon():
-    """K = 2: N-pairs is Sohn's formula with each pair used in both directions; and NT-Xent
-    equals SupCon (the anchor's only positive is in both denominators)."""
+def test_npairs_with_two_per_class_is_sohns_loss_and_ntxent_is_supcon():
+    """K = 2: N-pairs is Sohn's formula, anchors 0-3 against the positives 4-7 (N - 1 = 3
+    negatives each: the other pairs' positives); and NT-Xent equals SupCon (the anchor's only
+    positive is in both denominators)."""
     rng = np.random.default_rng(0)
     emb, labels = rng.normal(size=(8, 5)), np.array([0, 1, 2, 3, 0, 1, 2, 3])
-    s = emb @ emb.T
+    f, f_plus = emb[:4], emb[4:]
     want = []
-    for i in range(8):  # anchor i, positive i +- 4, negatives: the other classes' samples
-        p = (i + 4) % 8
-        want.append(np.log1p(sum(np.exp(s[i, k] - s[i, p]) for k in range(8) if k % 4 != i % 4)))
-    assert float(NPairsLoss(dtype=F64)(labels, emb)) == pytest.approx(np.mean(want), rel=1e-12)
+    for i in range(4):
+        others = [j for j in range(4) if j != i]
+        assert len(others) == 3
+        want.append(np.log1p(sum(np.exp(f[i] @ f_plus[j] - f[i] @ f_plus[i]) for j in others)))
+    per_sample = NPairsLoss(dtype=F64).call(labels, emb).numpy()
+    assert float(per_sample.mean()) == pytest.approx(np.mean(want), rel=1e-12)
+    np.testing.assert_array_equal(per_sample[4:], 0.0)  # the positives anchor nothing
     ntxent = NTXentLoss(temperature=0.3, dtype=F64).call(labels, emb)
     supcon = SupConLoss(temperature=0.3, dtype=F64).call(labels, emb)
     np.testing.assert_allclose(ntxent.numpy(), supcon.numpy(), rtol=1e-12)
@@ -393,10 +422,12 @@ LOSSES: list[keras.losses.Loss] = [
     NTXentLoss(dtype=F64),
     NTXentLoss(0.1, miner=MultiSimilarityMiner(0.1), reducer=SumReducer(), dtype=F64),
     SupConLoss(dtype=F64),
+    CircleLoss(dtype=F64),
+    CircleLoss(32.0, 0.25, miner=MultiSimilarityMiner(0.1), dtype=F64),
 ]
 IDS = [f"{i}-{type(loss).__name__}" for i, loss in enumerate(LOSSES)]
 all_losses = pytest.mark.parametrize("index", range(len(LOSSES)), ids=IDS)
-PAIR_LOSSES = [*LOSSES, CircleLoss(dtype=F64)]  # and Keras's Circle
+PAIR_LOSSES = [*LOSSES, KerasCircleLoss(dtype=F64)]  # and Keras's Circle
 PAIR_IDS = [*IDS, "Circle"]
 RANDOM = (6,)  # draws differ between calls: compare values only through a fresh copy
 
@@ -468,7 +499,7 @@ def test_gradients_are_finite_at_zero_distance(index):
     unit = np.ones((12, 3)) / np.sqrt(3.0)
     loss = PAIR_LOSSES[index]
     distances = [None]
-    if not isinstance(loss, (MarginLoss, keras.losses.Circle)):
+    if not isinstance(loss, (MarginLoss, CircleLoss, keras.losses.Circle)):
         distances = [LpDistance(), CosineSimilarity(), DotProductSimilarity()]
     for distance in distances:
         changes = {} if distance is None else {"distance": serialize(distance)}
@@ -642,6 +673,7 @@ FIT_LOSSES = {
     "ntxent": NTXentLoss(),
     "supcon": SupConLoss(),
     "circle": CircleLoss(),
+    "keras_circle": KerasCircleLoss(),
 }
 
 

@@ -625,3 +625,21 @@ def test_num_classes_none_is_set_from_the_training_labels():
     wrong = OnlineRun(name="proxy", dataset="mnist", loss=ProxyAnchorLoss(num_classes=4))
     with pytest.raises(ValueError, match="`num_classes`.*0 to 5 \\(6 classes\\).*num_classes=4"):
         build_model(wrong, train)
+
+
+def test_arcface_margins_are_radians_and_a_margin_in_degrees_is_refused():
+    """pytorch-metric-learning takes ArcFace's margin in degrees (28.6), oneshot in radians
+    (0.4992): a margin above pi/2 is refused with the conversion in the message."""
+    with pytest.raises(ValueError, match=r"radians; 28.6 looks like degrees: pass 0.4992"):
+        ArcFaceLoss(4, margin=28.6)
+    with pytest.raises(ValueError, match=r"argument `margin`.*\[0, pi/2\]"):
+        SubCenterArcFaceLoss(4, margin=2.0)
+    assert ArcFaceLoss(4, margin=math.pi / 2).margin == pytest.approx(math.pi / 2)
+    # past theta > pi - m the target logit cos(theta + m) rises again (the paper's formula,
+    # kept and documented): theta = pi gives cos(pi + m) = -cos(m) > cos(pi) = -1
+    from oneshot.losses.margin_softmax import additive_angular_margin
+
+    m = 0.5
+    cos = tf.constant([math.cos(math.pi - m), -1.0], tf.float64)
+    target = additive_angular_margin(cos, m).numpy()
+    np.testing.assert_allclose(target, [-1.0, -math.cos(m)], atol=1e-6)

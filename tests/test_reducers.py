@@ -13,19 +13,21 @@ import pytest
 import tensorflow as tf
 
 import oneshot.reducers.means
+import oneshot.reducers.parts
 from oneshot.distances import LpDistance
 from oneshot.reducers import (
     REDUCERS,
     MeanNonZeroReducer,
     MeanReducer,
     PerAnchorReducer,
+    PerPartReducer,
     Reducer,
     SumReducer,
     get_reducer,
 )
 
 SEEDS = [0, 1, 2, 3]
-ALL = {name: make() for name, make in REDUCERS.items()}
+ALL = {name: make() for name, make in REDUCERS.items() if name != "per_part"}  # one part
 every_reducer = pytest.mark.parametrize("reducer", list(ALL.values()), ids=list(ALL))
 
 
@@ -123,8 +125,9 @@ def test_hand_worked_example():
         assert float(reducer.reduce(tf.constant(losses))) == pytest.approx(value, rel=1e-6)
 
 
-def test_docstring_examples_run():
-    result = doctest.testmod(oneshot.reducers.means, raise_on_error=False, verbose=False)
+@pytest.mark.parametrize("module", [oneshot.reducers.means, oneshot.reducers.parts])
+def test_docstring_examples_run(module):
+    result = doctest.testmod(module, raise_on_error=False, verbose=False)
     assert result.attempted > 0 and result.failed == 0
 
 
@@ -211,6 +214,7 @@ def test_get_reducer_accepts_names_objects_dicts_and_none():
         "mean_nonzero": MeanNonZeroReducer,
         "per_anchor": PerAnchorReducer,
         "sum": SumReducer,
+        "per_part": PerPartReducer,
     }
     for name, cls in REDUCERS.items():
         assert type(get_reducer(name)) is cls
@@ -259,3 +263,56 @@ def test_equality_is_on_type():
     assert MeanReducer() == MeanReducer() != MeanNonZeroReducer()
     assert SumReducer() != "sum"
     assert len(set(ALL.values())) == len(ALL)
+
+
+# ----------------------------------------------------------------------------- parts
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("inner", ["mean_nonzero", "mean", "sum"])
+def test_per_part_reducer_adds_the_reduction_of_each_part(seed, inner):
+    """Two parts (a pair loss's positive and negative terms): ``PerPartReducer(inner)``'s batch
+    mean is inner(part 1) + inner(part 2), the brute force written out; every other reducer
+    reduces the two parts as one list."""
+    pos, pos_anchors, b = random_tuples(seed, t=5)
+    neg, neg_anchors, _ = random_tuples(seed + 10, t=9)
+    parts = [
+        (tf.constant(pos), tf.constant(pos_anchors)),
+        (tf.constant(neg), tf.constant(neg_anchors)),
+    ]
+    reducer = PerPartReducer(inner)
+    want = reference_value(reducer.reducer, pos, pos_anchors, b) + reference_value(
+        reducer.reducer, neg, neg_anchors, b
+    )
+    got = reducer.reduce_parts(parts, b)
+    assert got.shape == (b,)
+    assert float(tf.reduce_mean(got)) == pytest.approx(want, rel=1e-12)
+    one_list = reference_value(
+        get_reducer(inner),
+        np.concatenate([pos, neg]),
+        np.concatenate([pos_anchors, neg_anchors]),
+        b,
+    )
+    together = get_reducer(inner).reduce_parts(parts, b)
+    assert float(tf.reduce_mean(together)) == pytest.approx(one_list, rel=1e-12)
+    # on one list of tuples it is its inner reducer
+    np.testing.assert_allclose(
+        run(reducer, pos, pos_anchors, b), run(reducer.reducer, pos, pos_anchors, b)
+    )
+
+
+def test_per_part_reducer_hand_worked_and_round_trip():
+    """Positive terms [1, 0] at anchors 0, 1, negative terms [3, 1] at 0, 2, batch of 4: the
+    non-zero means are 1/1 and 4/2, sum 3; one mean over all four terms would be 5/4."""
+    parts = [(tf.constant([1.0, 0.0]), tf.constant([0, 1])),
+             (tf.constant([3.0, 1.0]), tf.constant([0, 2]))]  # fmt: skip
+    assert float(tf.reduce_mean(PerPartReducer().reduce_parts(parts, 4))) == 3.0
+    assert float(tf.reduce_mean(MeanReducer().reduce_parts(parts, 4))) == 1.25
+    reducer = PerPartReducer("mean")
+    config = keras.saving.serialize_keras_object(reducer)
+    restored = keras.saving.deserialize_keras_object(json.loads(json.dumps(config)))
+    assert restored == reducer and hash(restored) == hash(reducer)
+    assert repr(restored) == "PerPartReducer(reducer=MeanReducer())"
+    assert get_reducer("per_part") == PerPartReducer(MeanNonZeroReducer())
+    with pytest.raises(ValueError, match="argument `reducer`"):
+        PerPartReducer(PerPartReducer())
+    with pytest.raises(ValueError, match="argument `reducer`"):
+        PerPartReducer("median")

@@ -208,6 +208,11 @@ def test_experiment_record_merges_are_serialised(tmp_path):
     record = json.loads(path.read_text())
     assert [r["name"] for r in record["runs"]] == ["a", "b"] and record["commands"]["b"] == "y"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["experiment.json"]
+    # a rerun of "a" replaces its record in place: the experiment's order stays
+    _write_merged(path, {"name": "e", "runs": [{"name": "a", "v": 2}], "commands": {"a": "z"}})
+    record = json.loads(path.read_text())
+    assert record["runs"] == [{"name": "a", "v": 2}, {"name": "b"}]
+    assert record["commands"] == {"a": "z", "b": "y"}
 
 
 def test_resume_with_other_settings_is_refused_naming_them(tmp_path, data_dir):

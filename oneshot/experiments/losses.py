@@ -210,7 +210,7 @@ CHOSEN: dict[str, float] = {
     "generalized-lifted": 2.0,
     "multi-similarity": 25.0,
     "margin": 0.8,
-    "n-pairs": 0.003,
+    "n-pairs": 0.001,
     "nt-xent": 0.1,
     "supcon": 0.1,
     "circle": 80.0,

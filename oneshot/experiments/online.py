@@ -34,7 +34,7 @@ ONLINE_LOSSES: dict[str, Callable[[], keras.losses.Loss]] = {
     ),
     # FaceNet semi-hard with the TensorFlow Addons rule, mean over positive pairs
     "semi_hard": lambda: TripletMarginLoss(
-        0.2, distance=LpDistance(), miner=SemiHardMiner(0.2), reducer=MeanReducer()
+        0.2, distance=LpDistance(), miner=SemiHardMiner(), reducer=MeanReducer()
     ),
 }
 

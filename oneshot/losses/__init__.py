@@ -7,7 +7,8 @@ distance, a miner and a reducer as arguments (``oneshot.losses.base``). The fami
 - pair- and batch-based: :class:`LiftedStructureLoss`, :class:`GeneralizedLiftedStructureLoss`,
   :class:`MultiSimilarityLoss`, :class:`MarginLoss`, :class:`NPairsLoss`, and the
   contrastive losses of self-supervised learning :class:`NTXentLoss` and :class:`SupConLoss`;
-  :data:`CircleLoss` is ``keras.losses.Circle`` itself;
+  :class:`CircleLoss` (constant weights, the paper's; ``keras.losses.Circle`` is
+  :data:`KerasCircleLoss`);
 - classification with class weights and proxies, which own their weights as a layer,
   ``loss.head`` (``oneshot.losses.proxies``): :class:`NormalizedSoftmaxLoss`,
   :class:`CosFaceLoss`, :class:`ArcFaceLoss`, :class:`SubCenterArcFaceLoss`,
@@ -23,7 +24,7 @@ convention for pairs everywhere: ``y = 1`` means the SAME class.
 """
 
 from oneshot.losses.base import MetricLoss
-from oneshot.losses.circle import CircleLoss
+from oneshot.losses.circle import CircleLoss, KerasCircleLoss
 from oneshot.losses.contrastive import ContrastiveLoss, PairContrastiveLoss, contrastive_loss
 from oneshot.losses.global_batch import GlobalBatchLoss
 from oneshot.losses.legacy import OnlineContrastiveLoss, OnlineQuadrupletLoss, OnlineTripletLoss
@@ -65,6 +66,7 @@ __all__ = [
     "CosFaceLoss",
     "GeneralizedLiftedStructureLoss",
     "GlobalBatchLoss",
+    "KerasCircleLoss",
     "LiftedStructureLoss",
     "MarginLoss",
     "MetricLoss",

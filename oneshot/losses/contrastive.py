@@ -4,7 +4,9 @@
 
 with ``y = 1`` for a pair of the SAME class (the convention everywhere in oneshot) and ``d`` the
 pair's dissimilarity; ``pos_margin = 0`` gives Hadsell, Chopra and LeCun's loss (CVPR 2006,
-http://yann.lecun.com/exdb/publis/pdf/hadsell-chopra-lecun-06.pdf). One pure function,
+http://yann.lecun.com/exdb/publis/pdf/hadsell-chopra-lecun-06.pdf). ``squared=False`` takes the
+plain hinges ``max(d - pos_margin, 0)`` and ``max(neg_margin - d, 0)`` (pytorch-metric-learning's
+form). One pure function,
 :func:`contrastive_loss`, serves the siamese model's :class:`PairContrastiveLoss` (labelled
 pairs in, the model's pair distance out) and the in-batch :class:`ContrastiveLoss`.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from oneshot.distances import Distance
@@ -22,7 +25,11 @@ from oneshot.miners import HardPairMiner
 
 
 def contrastive_loss(
-    y_true: tf.Tensor, distances: tf.Tensor, margin: float = 1.0, pos_margin: float = 0.0
+    y_true: tf.Tensor,
+    distances: tf.Tensor,
+    margin: float = 1.0,
+    pos_margin: float = 0.0,
+    squared: bool = True,
 ) -> tf.Tensor:
     """Per-pair contrastive loss.
 
@@ -31,6 +38,8 @@ def contrastive_loss(
         distances: (B,) or (B, 1) dissimilarities of the pairs.
         margin: distance beyond which a different-class pair costs nothing. Defaults to 1.0.
         pos_margin: distance below which a same-class pair costs nothing. Defaults to 0.0.
+        squared: square the hinges (Hadsell et al.); False takes them as they are. Defaults
+            to True.
 
     Returns:
         A float tensor of shape (B,).
@@ -38,12 +47,16 @@ def contrastive_loss(
     Example:
     >>> float(contrastive_loss([1.0, 0.0], [0.5, 0.25], margin=1.0)[1])
     0.5625
+    >>> float(contrastive_loss([1.0, 0.0], [0.5, 0.25], margin=1.0, squared=False)[1])
+    0.75
     """
     distances = tf.reshape(tf.convert_to_tensor(distances), [-1])
     y = tf.reshape(tf.cast(y_true, distances.dtype), [-1])
     pull = distances if pos_margin == 0 else tf.nn.relu(distances - pos_margin)
     push = tf.maximum(margin - distances, 0.0)
-    return y * tf.square(pull) + (1.0 - y) * tf.square(push)
+    if squared:
+        pull, push = tf.square(pull), tf.square(push)
+    return y * pull + (1.0 - y) * push
 
 
 @keras.saving.register_keras_serializable(package="oneshot")
@@ -79,15 +92,24 @@ class ContrastiveLoss(MetricLoss):
     """Contrastive loss over the pairs of a batch (in-batch / online).
 
     ``y_true``: integer class labels (B,); ``y_pred``: embeddings (B, D). Positive pairs cost
-    ``max(d - pos_margin, 0)^2``, negative pairs ``max(neg_margin - d, 0)^2``; each pair is
-    anchored at its first element for the reducer.
+    ``max(d - pos_margin, 0)^2``, negative pairs ``max(neg_margin - d, 0)^2`` (without the
+    squares if ``squared=False``); each pair is anchored at its first element for the reducer,
+    which gets the positive and the negative pairs as two parts
+    (:meth:`oneshot.reducers.Reducer.reduce_parts`).
 
     Args:
         pos_margin: Defaults to 0.0. neg_margin: Defaults to 1.0.
+        squared: square the hinges. Defaults to True (the paper).
         distance: Defaults to ``LpDistance()`` (Euclidean).
         miner: a pair miner (``HardPairMiner()``, ``MultiSimilarityMiner()``); None uses every
             pair of the batch. Defaults to None.
-        reducer: Defaults to ``MeanReducer()`` (mean over the pairs).
+        reducer: Defaults to ``MeanReducer()`` (one mean over all the pairs);
+            ``PerPartReducer()`` adds the mean of the non-zero positive terms to that of the
+            non-zero negative terms.
+
+    Example: pytorch-metric-learning's ``ContrastiveLoss()`` (its defaults):
+    >>> ContrastiveLoss(0.0, 1.0, squared=False, distance=LpDistance(normalize_embeddings=True),
+    ...                 reducer=PerPartReducer())  # doctest: +SKIP
 
     Reference: Hadsell, Chopra, LeCun, "Dimensionality Reduction by Learning an Invariant
     Mapping", CVPR 2006.
@@ -99,6 +121,7 @@ class ContrastiveLoss(MetricLoss):
         self,
         pos_margin: float = 0.0,
         neg_margin: float = 1.0,
+        squared: bool = True,
         distance: Distance | str | dict | None = None,
         miner: Any = None,
         reducer: Any = None,
@@ -109,20 +132,28 @@ class ContrastiveLoss(MetricLoss):
         super().__init__(distance, miner, reducer, name, reduction, dtype)
         self.pos_margin = check_margin(pos_margin, "pos_margin")
         self.neg_margin = check_margin(neg_margin, "neg_margin")
+        if not isinstance(squared, (bool, np.bool_)):
+            raise ValueError(
+                f"Invalid value for argument `squared`. Expected True or False. Received: "
+                f"squared={squared!r}"
+            )
+        self.squared = bool(squared)
 
     def default_tuples(self, dist, labels):
         return HardPairMiner(pos_margin=None, neg_margin=None)(dist, labels)
 
     def per_sample(self, dist, labels, indices, batch_size):
         a1, p, a2, n = indices
-        values = tf.concat([pair_values(dist, a1, p), pair_values(dist, a2, n)], 0)
-        same = tf.concat([tf.ones_like(a1, values.dtype), tf.zeros_like(a2, values.dtype)], 0)
-        losses = contrastive_loss(same, values, self.neg_margin, self.pos_margin)
-        return self.reducer(losses, tf.concat([a1, a2], 0), batch_size)
+        pos, neg = pair_values(dist, a1, p), pair_values(dist, a2, n)
+        margins = (self.neg_margin, self.pos_margin, self.squared)
+        pos_losses = contrastive_loss(tf.ones_like(pos), pos, *margins)
+        neg_losses = contrastive_loss(tf.zeros_like(neg), neg, *margins)
+        return self.reducer.reduce_parts([(pos_losses, a1), (neg_losses, a2)], batch_size)
 
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "pos_margin": self.pos_margin,
             "neg_margin": self.neg_margin,
+            "squared": self.squared,
         }

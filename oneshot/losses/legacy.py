@@ -91,7 +91,8 @@ class OnlineContrastiveLoss(ContrastiveLoss):
         check_choice("miner", miner, PAIR_MINERS)
         check_margin(margin)
         pairs = HardPairMiner(0.0, margin) if miner == "hard_pairs" else None
-        super().__init__(0.0, margin, distance, pairs, None, name, reduction, kwargs.get("dtype"))
+        super().__init__(0.0, margin, distance=distance, miner=pairs, name=name,
+                         reduction=reduction, dtype=kwargs.get("dtype"))  # fmt: skip
         self.miner_name = miner
 
     def get_config(self) -> dict[str, Any]:

@@ -48,6 +48,19 @@ def sine_of(cos: tf.Tensor) -> tf.Tensor:
     return safe_sqrt(1.0 - tf.square(cos))
 
 
+def check_angular_margin(margin: Any) -> float:
+    """ArcFace's margin as a float in [0, pi/2] radians, else a ValueError that names the
+    units (a margin above pi/2 is almost surely in degrees: 28.6 degrees is 0.4992 rad)."""
+    margin = check_margin(margin)
+    if margin > math.pi / 2:
+        raise ValueError(
+            "Invalid value for argument `margin`. Expected an angle in radians in [0, pi/2]. "
+            f"Received: margin={margin!r}. Margins are in radians; {margin:g} looks like "
+            f"degrees: pass {math.radians(margin):.4f}."
+        )
+    return margin
+
+
 def additive_angular_margin(cos: tf.Tensor, margin: float) -> tf.Tensor:
     """``cos(theta + margin)`` from ``cos(theta)`` without arccos: ``cos(theta) cos(m) -
     sin(theta) sin(m)`` (the paper's formula, also past theta + m > pi)."""
@@ -153,10 +166,19 @@ class ArcFaceLoss(ProxyLoss):
     exp(s cos(theta_c))) )`` with x and W_c L2-normalised. ``cos(theta + m)`` is computed as
     ``cos(theta) cos(m) - sin(theta) sin(m)`` with a finite gradient at theta = 0 and pi.
 
+    Past ``theta_y > pi - m`` the formula is kept as the paper writes it (as
+    pytorch-metric-learning computes it): ``theta_y + m`` passes pi, so the target logit
+    ``s cos(theta_y + m)`` rises again as the embedding turns further from its class (at most
+    by ``s (1 - cos m)`` at theta_y = pi) and the gradient there pushes the wrong way. Only
+    embeddings almost opposite their class weight are affected, and a margin of at most pi/2
+    keeps that region within the last quarter turn; InsightFace's "easy margin" and
+    ``cos(theta) - m sin(m)`` fallbacks are not offered.
+
     Args:
         num_classes: C, the number of training classes.
         scale: s > 0. Defaults to 64.0 (the paper's).
-        margin: m >= 0, in radians. Defaults to 0.5 (the paper's).
+        margin: m in radians, in [0, pi/2] (a larger value is refused: it is most likely in
+            degrees). Defaults to 0.5 (the paper's; 28.6 degrees).
         embedding_dim, lr_multiplier, initializer: the class weights, see
             :class:`oneshot.losses.proxies.ClassProxies`. Defaults to None, 1.0, normal(0, 1).
         name, reduction, dtype: as for ``keras.losses.Loss``.
@@ -178,7 +200,7 @@ class ArcFaceLoss(ProxyLoss):
         dtype: str | None = None,
     ) -> None:
         self.scale = check_positive("scale", scale)
-        self.margin = check_margin(margin)
+        self.margin = check_angular_margin(margin)
         super().__init__(
             num_classes, embedding_dim, lr_multiplier, initializer, name, reduction, dtype
         )

@@ -1,4 +1,4 @@
-"""N-pair loss (Sohn 2016): one positive against the other classes' positives, as a softmax.
+"""N-pair loss (Sohn 2016): one positive against the other pairs' positives, as a softmax.
 
 For N pairs (x_i, x_i+) of N different classes:
 
@@ -15,48 +15,53 @@ import keras
 import tensorflow as tf
 
 from oneshot.distances import Distance, DotProductSimilarity
-from oneshot.losses.base import MetricLoss, pair_values
-from oneshot.losses.pair_sets import masked_logsumexp, row_values
+from oneshot.losses.base import MetricLoss
 from oneshot.miners import label_masks
 
 
-def next_positive(labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Each sample's positive: the next sample of its class in batch order, cyclically.
+def first_pairs(labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """One (anchor, positive) pair per class: its first two samples in batch order.
 
     Returns:
-        ``(partner, has_positive)``, both (B,): ``partner[i]`` is the first j > i with the same
-        label, else the first j < i (meaningless where ``has_positive`` is False). Within a
-        class it is a bijection, so every sample is exactly one anchor's positive.
+        ``(anchors, positives)``, int64 (N,), for the N classes with at least two samples,
+        in the order of their first samples.
+
+    Example:
+    >>> [t.numpy().tolist() for t in first_pairs(tf.constant([3, 1, 3, 1, 3, 7]))]
+    [[0, 1], [2, 3]]
     """
     positive, _ = label_masks(labels)
-    size = tf.shape(positive)[0]
-    index = tf.range(size)
-    offset = tf.math.floormod(index[None, :] - index[:, None], size)
-    key = tf.where(positive, offset, tf.fill(tf.shape(offset), size))
-    return tf.argmin(key, axis=1), tf.reduce_any(positive, axis=1)
+    index = tf.range(tf.shape(positive)[0])
+    after = index[None, :] > index[:, None]  # after[i, j]: j comes later than i
+    first = tf.logical_not(tf.reduce_any(tf.logical_and(positive, tf.transpose(after)), 1))
+    later = tf.logical_and(positive, after)
+    anchors = tf.where(tf.logical_and(first, tf.reduce_any(later, 1)))[:, 0]
+    # the earliest later sample of the class: argmax finds the first True of each row
+    positives = tf.argmax(tf.cast(tf.gather(later, anchors), tf.int32), axis=1)
+    return anchors, positives
 
 
 @keras.saving.register_keras_serializable(package="oneshot")
 class NPairsLoss(MetricLoss):
-    """Multi-class N-pair loss (Sohn 2016) on P x K batches, in-batch.
+    """Multi-class N-pair loss (Sohn 2016), in-batch.
 
-    ``y_true``: integer class labels (B,); ``y_pred``: embeddings (B, D). Every sample i of a
-    class with at least two samples is an anchor; its positive ``p(i)`` is the next sample of
-    its class in batch order, cyclically (for K = 2, the other sample). Its "other classes'
-    positives" are all the samples of the other classes that are someone's positive (all
-    those of classes with two samples or more). With ``s`` the similarity (``-D`` for a
-    distance),
-    ``l_i = log(1 + sum_{k: y_k != y_i} exp(s_ik - s_i,p(i)))``. For K = 2 this is the paper's
-    loss with each pair used in both directions. The paper's L2 regulariser of the embeddings
+    ``y_true``: integer class labels (B,); ``y_pred``: embeddings (B, D). Each class with two
+    samples or more gives one pair: its first sample in batch order is the anchor ``a_i``, its
+    second the positive ``p_i`` (:func:`first_pairs`; the other samples of the class are not
+    used, as in pytorch-metric-learning). With ``s`` the similarity (``-D`` for a distance),
+    each anchor's loss is the softmax cross-entropy over the N positives,
+    ``l_i = log(sum_j exp(s(a_i, p_j))) - s(a_i, p_i)
+    = log(1 + sum_{j != i} exp(s(a_i, p_j) - s(a_i, p_i)))``: its negatives are the N - 1
+    other pairs' positives, the paper's loss. The paper's L2 regulariser of the embeddings
     (lambda = 0.002) is not part of the loss: add it to the network if wanted.
 
     Args:
         distance: Defaults to ``DotProductSimilarity()`` (the paper's inner product).
         miner: not used (the loss picks its pairs); must be None.
-        reducer: over the anchors. Defaults to ``MeanReducer()`` (the paper's 1/N).
+        reducer: over the N anchors. Defaults to ``MeanReducer()`` (the paper's 1/N).
 
     Returns:
-        Per-sample losses (B,) whose batch mean is the loss.
+        Per-sample losses (B,) whose batch mean is the loss (non-zero at the anchors only).
 
     Reference: Sohn, "Improved Deep Metric Learning with Multi-class N-pair Loss Objective",
     NIPS 2016 (no arXiv version).
@@ -75,7 +80,7 @@ class NPairsLoss(MetricLoss):
     ) -> None:
         if miner is not None:
             raise ValueError(
-                "Invalid value for argument `miner`. NPairsLoss picks one positive per anchor "
+                "Invalid value for argument `miner`. NPairsLoss picks one pair per class "
                 f"itself and takes no miner. Received: miner={miner!r}"
             )
         distance = DotProductSimilarity() if distance is None else distance
@@ -85,11 +90,9 @@ class NPairsLoss(MetricLoss):
         return ()
 
     def per_sample(self, dist, labels, indices, batch_size):
-        partner, has_positive = next_positive(labels)
-        _, negative = label_masks(labels)
-        candidates = tf.logical_and(negative, has_positive[None, :])
-        lse, has_negative = masked_logsumexp(-dist, candidates)
-        anchors = tf.where(tf.logical_and(has_positive, has_negative))[:, 0]
-        own = -pair_values(dist, anchors, row_values(partner, anchors))
-        losses = tf.math.softplus(row_values(lse, anchors) - own)
+        anchors, positives = first_pairs(labels)
+        size = tf.cast(tf.shape(dist)[1], tf.int64)
+        flat = anchors[:, None] * size + positives[None, :]  # (N, N) indices of (a_i, p_j)
+        logits = -tf.gather(tf.reshape(dist, [-1]), flat)  # s(a_i, p_j)
+        losses = tf.reduce_logsumexp(logits, axis=1) - tf.linalg.diag_part(logits)
         return self.reducer(losses, anchors, batch_size)

@@ -44,10 +44,12 @@ def triplet_loss(
     positive: tf.Tensor,
     negative: tf.Tensor,
     margin: float = 0.2,
-    distance: Distance | str = "squared_euclidean",
+    distance: Distance | str = "euclidean",
     soft_margin: bool = False,
 ) -> tf.Tensor:
-    """Per-triplet loss (B,) from three (B, D) embedding batches (offline triplets)."""
+    """Per-triplet loss (B,) from three (B, D) embedding batches (offline triplets); the
+    distance defaults to Euclidean, as for every triplet entry point (Eric's experiments pass
+    ``"squared_euclidean"``)."""
     d = get_distance(distance)
     d_ap = d.dissimilarity(d.paired(anchor, positive))
     d_an = d.dissimilarity(d.paired(anchor, negative))
@@ -142,7 +144,8 @@ class TripletLossLayer(keras.layers.Layer):
 
     Args:
         margin, soft_margin: see :func:`triplet_loss_from_distances`. Defaults to 0.2, False.
-        distance: Defaults to "squared_euclidean" (Eric's code).
+        distance: Defaults to "euclidean" (as every triplet entry point; Eric's code used
+            "squared_euclidean", which experiments A to C pass).
         reducer: over the B triplets. Defaults to ``MeanReducer()`` (Eric's layer summed, so
             its loss values are B times ours: ``SumReducer()`` reproduces them).
     """
@@ -150,7 +153,7 @@ class TripletLossLayer(keras.layers.Layer):
     def __init__(
         self,
         margin: float = 0.2,
-        distance: Distance | str | dict = "squared_euclidean",
+        distance: Distance | str | dict = "euclidean",
         soft_margin: bool = False,
         reducer: Any = None,
         **kwargs,

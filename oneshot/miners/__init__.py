@@ -9,7 +9,7 @@ miner                       name                returns
 ==========================  ==================  =====================================
 ``BatchHardMiner()``        "batch_hard"        ``(a, p, n)``
 ``BatchAllMiner(margin)``   "batch_all"         ``(a, p, n)``
-``SemiHardMiner(margin)``   "semi_hard"         ``(a, p, n)``
+``SemiHardMiner()``         "semi_hard"         ``(a, p, n)``
 ``HardPairMiner()``         "hard_pairs"        ``(a1, p, a2, n)``
 ``MultiSimilarityMiner()``  "multi_similarity"  ``(a1, p, a2, n)``
 ``QuadrupletMarginMiner()`` "quadruplet_margin" ``((a, p, n), (a, p, n, n2))``

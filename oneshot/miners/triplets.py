@@ -104,12 +104,14 @@ class SemiHardMiner(Miner):
 
     ``fallback="farthest"`` (default) is TensorFlow Addons' ``TripletSemiHardLoss`` rule: the
     closest negative with ``d_an > d_ap``; if the pair has none, the anchor's *farthest*
-    negative (``margin`` plays no part in the choice). ``fallback="hardest"`` is FaceNet's
-    window as oneshot used it before: the closest negative with ``d_ap < d_an < d_ap + margin``;
-    if there is none, the anchor's *closest* negative.
+    negative. It has no margin (the loss's margin plays no part in the choice), so a
+    ``margin`` is refused with it. ``fallback="hardest"`` is FaceNet's window as oneshot 0.1
+    used it: the closest negative with ``d_ap < d_an < d_ap + margin``; if there is none, the
+    anchor's *closest* negative.
 
     Args:
-        margin: width of the semi-hard window (``fallback="hardest"`` only). Defaults to 0.2.
+        margin: width of the semi-hard window, ``fallback="hardest"`` only. Defaults to None
+            (0.2 with ``fallback="hardest"``).
         fallback: "farthest" or "hardest", see above. Defaults to "farthest".
 
     Returns:
@@ -119,9 +121,18 @@ class SemiHardMiner(Miner):
 
     tuples = "triplets"
 
-    def __init__(self, margin: float = 0.2, fallback: str = "farthest") -> None:
-        self.margin = check_number("margin", margin)
+    def __init__(self, margin: float | None = None, fallback: str = "farthest") -> None:
         self.fallback = check_choice("fallback", fallback, SEMI_HARD_FALLBACKS)
+        if self.fallback == "farthest" and margin is not None:
+            raise ValueError(
+                "Invalid value for argument `margin`. The semi-hard rule with "
+                "fallback='farthest' (TensorFlow Addons') has no margin: it would be ignored. "
+                "Pass SemiHardMiner() for that rule, or SemiHardMiner(margin, "
+                f"fallback='hardest') for FaceNet's window. Received: margin={margin!r}"
+            )
+        if self.fallback == "hardest":
+            margin = check_number("margin", 0.2 if margin is None else margin)
+        self.margin = margin
 
     def mine(self, dist: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         positive, negative = label_masks(labels)

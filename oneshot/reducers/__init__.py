@@ -4,24 +4,27 @@ from __future__ import annotations
 
 from oneshot.pieces import resolve
 from oneshot.reducers.base import Reducer
-from oneshot.reducers.means import MeanNonZeroReducer, MeanReducer, PerAnchorReducer, SumReducer
+from oneshot.reducers.means import (
+    MEAN_REDUCERS,
+    MeanNonZeroReducer,
+    MeanReducer,
+    PerAnchorReducer,
+    SumReducer,
+)
+from oneshot.reducers.parts import PerPartReducer
 
 __all__ = [
     "REDUCERS",
     "MeanNonZeroReducer",
     "MeanReducer",
     "PerAnchorReducer",
+    "PerPartReducer",
     "Reducer",
     "SumReducer",
     "get_reducer",
 ]
 
-REDUCERS = {
-    "mean": MeanReducer,
-    "mean_nonzero": MeanNonZeroReducer,
-    "per_anchor": PerAnchorReducer,
-    "sum": SumReducer,
-}
+REDUCERS = {**MEAN_REDUCERS, "per_part": PerPartReducer}
 
 
 def get_reducer(

@@ -28,6 +28,14 @@ class Reducer(Piece):
     def scale(self, losses: tf.Tensor, batch_size: tf.Tensor) -> tf.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def reduce_parts(self, parts: list[tuple[tf.Tensor, tf.Tensor]], batch_size) -> tf.Tensor:
+        """Per-sample values (B,) of a loss made of several parts, each ``(losses, anchors)``
+        (a pair loss's positive and negative pairs): one reduction over all their tuples
+        together (``PerPartReducer`` reduces each part on its own)."""
+        losses = tf.concat([tf.reshape(losses, (-1,)) for losses, _ in parts], 0)
+        anchors = tf.concat([tf.reshape(anchors, (-1,)) for _, anchors in parts], 0)
+        return self(losses, anchors, batch_size)
+
     def reduce(self, losses: tf.Tensor) -> tf.Tensor:
         """The reduced scalar of per-tuple ``losses`` (for layers that add one loss value); 0 when
         there are no tuples."""

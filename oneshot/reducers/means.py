@@ -52,3 +52,12 @@ class PerAnchorReducer(Reducer):
         sums = tf.math.unsorted_segment_sum(losses, anchors, batch_size)
         counts = tf.math.unsorted_segment_sum(tf.ones_like(losses), anchors, batch_size)
         return sums / tf.maximum(counts, 1.0)
+
+
+#: the reducers of one list of tuples, by name
+MEAN_REDUCERS = {
+    "mean": MeanReducer,
+    "mean_nonzero": MeanNonZeroReducer,
+    "per_anchor": PerAnchorReducer,
+    "sum": SumReducer,
+}

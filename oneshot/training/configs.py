@@ -306,7 +306,7 @@ class TripletRun(_TupleSampling, RunConfig):
 
     kind: ClassVar[str] = "triplet"
     margin: float = 0.2
-    distance: str = "squared_euclidean"
+    distance: str = "euclidean"
     soft_margin: bool = False
 
     def __post_init__(self) -> None:
@@ -360,7 +360,7 @@ class OnlineRun(RunConfig):
         super().__post_init__()
         from oneshot.losses import MetricLoss
 
-        # keras.losses.Circle takes labels and embeddings too (oneshot.losses.CircleLoss)
+        # keras.losses.Circle takes labels and embeddings too (oneshot.losses.KerasCircleLoss)
         if not isinstance(self.loss, (MetricLoss, keras.losses.Circle)):
             refuse(
                 "loss", self.loss, "an in-batch loss of oneshot.losses (e.g. TripletMarginLoss())"
@@ -409,9 +409,8 @@ def from_legacy_dict(values: dict[str, Any]) -> RunConfig:
         )
     sampling = {k: values[k] for k in offline}
     if kind == "triplet":
-        return TripletRun(
-            **common, **take(("margin", "distance", "soft_margin")), sampler=sampler, **sampling
-        )
+        loss = {"distance": "squared_euclidean", **take(("margin", "distance", "soft_margin"))}
+        return TripletRun(**common, **loss, sampler=sampler, **sampling)  # 0.1: squared L2
     if kind == "quadruplet":
         options = take(
             ("metric", "alpha1", "alpha2", "squared", "adaptive_margin", "metric_hidden")

@@ -402,11 +402,10 @@ def _merge_into(path: Path, record: dict[str, Any]) -> dict[str, Any]:
                     continue
                 if isinstance(record[key], dict):
                     record[key] = {**old.get(key, {}), **record[key]}
-                else:  # a list of run configs
-                    mine = {r["name"] for r in record[key]}
-                    record[key] = [r for r in old.get(key, []) if r["name"] not in mine] + record[
-                        key
-                    ]
+                else:  # a list of run configs: a rerun keeps its place, new runs go last
+                    mine = {r["name"]: r for r in record[key]}
+                    kept = [mine.pop(r["name"], r) for r in old.get(key, [])]
+                    record[key] = kept + list(mine.values())
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, path)
