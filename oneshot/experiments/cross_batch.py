@@ -1,0 +1,82 @@
+"""Cross-batch memory (XBM) on batch-hard triplets, in the protocol of ``omniglot-losses``.
+
+The batch-hard run of the loss comparison (margin 0.1 as chosen there, the best recipe, P x K
+= 32 x 4, 1,000 steps) with its loss wrapped in :class:`oneshot.losses.CrossBatchMemory`: the
+hardest positive and negative of each anchor are searched among the last M embeddings
+instead of the batch's 127 others.
+
+1. ``omniglot-xbm-tuning``: the memory sizes :data:`MEMORY_SIZES` (4 and 16 batches) on the
+   6 held-out background alphabets at ``TUNING_STEPS``, as ``omniglot-losses-tuning``; its
+   baseline is that experiment's ``batch-hard-margin=0.1`` run (same recipe and steps).
+2. ``omniglot-xbm``: the chosen size (:data:`CHOSEN_MEMORY`) on the evaluation alphabets, 3
+   seeds, compared seed by seed with ``omniglot-losses``'s ``batch-hard`` runs
+   (``python -m oneshot.compare --seeds`` over the seed folders of both experiments).
+"""
+
+from __future__ import annotations
+
+from oneshot.experiments.base import Experiment
+from oneshot.experiments.losses import (
+    CHOSEN,
+    COMPARISON_STEPS,
+    FAMILY,
+    TUNING_EVAL,
+    TUNING_STEPS,
+)
+from oneshot.experiments.online import BEST_EVAL, batch_hard_loss, best_omniglot_run
+from oneshot.losses import CrossBatchMemory
+
+BATCH = 32 * 4  # the recipe's P x K
+MEMORY_SIZES = (4 * BATCH, 16 * BATCH)
+#: the size chosen on the validation alphabets (the better ``omniglot-xbm-tuning`` run)
+CHOSEN_MEMORY = 4 * BATCH
+
+
+def xbm_batch_hard(memory_size: int) -> CrossBatchMemory:
+    """Batch-hard triplets at the comparison's margin, mined against a queue of
+    ``memory_size`` embeddings."""
+    return CrossBatchMemory(batch_hard_loss(CHOSEN[FAMILY["batch-hard"].name]), memory_size)
+
+
+def run_name(memory_size: int) -> str:
+    """``"batch-hard-xbm-512"``."""
+    return f"batch-hard-xbm-{memory_size}"
+
+
+def omniglot_xbm_tuning(paper: bool) -> Experiment:
+    """Each memory size on 6 held-out background alphabets (``TUNING_STEPS`` each)."""
+    runs = tuple(
+        best_omniglot_run(
+            run_name(size),
+            xbm_batch_hard(size),
+            validation_alphabets=6,
+            steps=TUNING_STEPS,
+            log_every=100,
+            monitor_episodes=0,
+        )  # fmt: skip
+        for size in MEMORY_SIZES
+    )
+    return Experiment(
+        "omniglot-xbm-tuning",
+        f"Cross-batch memory on batch-hard triplets: memory sizes {MEMORY_SIZES} on 6 held-out "
+        "background alphabets.",
+        runs,
+        TUNING_EVAL,
+    )
+
+
+def omniglot_xbm(paper: bool) -> Experiment:
+    """Batch-hard + XBM at the chosen size, as ``omniglot-losses``'s batch-hard run."""
+    run = best_omniglot_run(
+        run_name(CHOSEN_MEMORY),
+        xbm_batch_hard(CHOSEN_MEMORY),
+        steps=COMPARISON_STEPS,
+        log_every=100,
+    )
+    return Experiment(
+        "omniglot-xbm",
+        f"Cross-batch memory ({CHOSEN_MEMORY} embeddings) on batch-hard triplets, "
+        f"{COMPARISON_STEPS} steps, evaluation alphabets (baseline: omniglot-losses batch-hard).",
+        (run,),
+        BEST_EVAL,
+    )
