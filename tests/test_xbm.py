@@ -383,3 +383,22 @@ def test_replicas_enqueue_the_global_batch_and_sum_to_the_one_device_loss(strate
 def test_fit_under_a_mirrored_strategy_fills_the_queue(strategy_results):
     r = strategy_results
     assert np.all(np.isfinite(r["fit_loss"])) and r["fit_count"] == 16
+
+
+def test_the_chosen_memory_size_is_the_best_committed_tuning_run():
+    """``CHOSEN_MEMORY`` is the size whose ``omniglot-xbm-tuning`` run scores best on the
+    validation alphabets (the selection task of the loss comparison)."""
+    from pathlib import Path
+
+    from oneshot.experiments.cross_batch import CHOSEN_MEMORY, MEMORY_SIZES, run_name
+    from oneshot.experiments.losses import SELECTION_TASK
+    from oneshot.runs import METRICS_FILE, headline_metrics
+
+    tuning = Path(__file__).resolve().parents[1] / "results" / "omniglot-xbm-tuning"
+    scores = {
+        size: headline_metrics(json.loads((tuning / run_name(size) / METRICS_FILE).read_text()))[
+            SELECTION_TASK
+        ]
+        for size in MEMORY_SIZES
+    }
+    assert max(scores, key=scores.get) == CHOSEN_MEMORY, scores
