@@ -7,7 +7,10 @@ instead of the batch's 127 others.
 
 1. ``omniglot-xbm-tuning``: the memory sizes :data:`MEMORY_SIZES` (4 and 16 batches) on the
    6 held-out background alphabets at ``TUNING_STEPS``, as ``omniglot-losses-tuning``; its
-   baseline is that experiment's ``batch-hard-margin=0.1`` run (same recipe and steps).
+   baseline is that experiment's ``batch-hard-margin=0.1`` run (same recipe and steps). A
+   memory of one batch (:data:`DIAGNOSTIC_SIZE`, not a candidate) holds only the batch's own
+   stop-gradient copies: batch-hard with the gradient through the anchors alone, which
+   separates what the gradient path costs from what the older entries do.
 2. ``omniglot-xbm``: the chosen size (:data:`CHOSEN_MEMORY`) on the evaluation alphabets, 3
    seeds, compared seed by seed with ``omniglot-losses``'s ``batch-hard`` runs
    (``python -m oneshot.compare --seeds`` over the seed folders of both experiments).
@@ -28,6 +31,8 @@ from oneshot.losses import CrossBatchMemory
 
 BATCH = 32 * 4  # the recipe's P x K
 MEMORY_SIZES = (4 * BATCH, 16 * BATCH)
+#: one batch: the in-batch tuples of batch-hard, gradient through the anchors only
+DIAGNOSTIC_SIZE = BATCH
 #: the size chosen on the validation alphabets (the better ``omniglot-xbm-tuning`` run)
 CHOSEN_MEMORY = 4 * BATCH
 
@@ -54,12 +59,12 @@ def omniglot_xbm_tuning(paper: bool) -> Experiment:
             log_every=100,
             monitor_episodes=0,
         )  # fmt: skip
-        for size in MEMORY_SIZES
+        for size in (*MEMORY_SIZES, DIAGNOSTIC_SIZE)
     )
     return Experiment(
         "omniglot-xbm-tuning",
-        f"Cross-batch memory on batch-hard triplets: memory sizes {MEMORY_SIZES} on 6 held-out "
-        "background alphabets.",
+        f"Cross-batch memory on batch-hard triplets: memory sizes {MEMORY_SIZES} (and one batch, "
+        f"{DIAGNOSTIC_SIZE}) on 6 held-out background alphabets.",
         runs,
         TUNING_EVAL,
     )
