@@ -20,6 +20,11 @@ Choices, as pytorch-metric-learning's ``CrossBatchMemory`` makes them:
 - the gradient flows through the anchors only (the queue is constant);
 - until the queue is full only its filled rows are used.
 
+Differences: the wrapped loss's own miner mines (pytorch-metric-learning takes a second miner),
+there is no ``enqueue_mask`` (samples that only enter the queue), and, as there, the loss is the
+memory loss alone, where the paper's code adds the in-batch loss to it (the queue holds the
+batch, so its tuples are among the memory's, with constant partners).
+
 Under a ``tf.distribute`` strategy wrap it in :class:`oneshot.losses.GlobalBatchLoss` (as
 ``python -m oneshot.train`` does): every replica then enqueues the same global batch and the
 variables keep the first replica's (identical) update.
