@@ -165,6 +165,34 @@ def test_gradient_flows_through_the_anchors_only():
         np.testing.assert_allclose(grad, expected / count, rtol=1e-4, atol=1e-6)
 
 
+def test_batch_gradient_with_a_one_batch_memory_is_the_wrapped_loss():
+    """With ``memory_size`` = B the queue is the batch: the same tuples and value as the wrapped
+    loss; with ``batch_gradient`` the same gradient too, without it only the anchors' part."""
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 3, 8)
+    x = tf.constant(rng.normal(size=(8, 3)).astype(np.float32))
+    grads = {}
+    for key, loss in {
+        "plain": batch_hard(0.5),
+        "xbm": CrossBatchMemory(batch_hard(0.5), memory_size=8),
+        "xbm_batch": CrossBatchMemory(batch_hard(0.5), memory_size=8, batch_gradient=True),
+    }.items():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = loss(labels, x)
+        grads[key] = (float(value), tape.gradient(value, x).numpy())
+    for key in ("xbm", "xbm_batch"):
+        assert grads[key][0] == pytest.approx(grads["plain"][0], rel=RTOL)
+    np.testing.assert_allclose(grads["xbm_batch"][1], grads["plain"][1], rtol=1e-4, atol=1e-6)
+    assert not np.allclose(grads["xbm"][1], grads["plain"][1], atol=1e-3)
+    config = CrossBatchMemory(batch_hard(), batch_gradient=True).get_config()
+    assert config["batch_gradient"] is True
+    assert keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(CrossBatchMemory(batch_hard(), batch_gradient=True))
+    ).batch_gradient
+    assert "batch_gradient" not in CrossBatchMemory(batch_hard()).get_config()
+
+
 def test_identical_samples_give_a_finite_gradient():
     x = tf.constant([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [1.0, 2.0]])
     with tf.GradientTape() as tape:

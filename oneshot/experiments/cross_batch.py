@@ -12,7 +12,8 @@ instead of the batch's 127 others.
    stop-gradient copies: batch-hard with the gradient through the anchors alone, which
    separates what the gradient path costs from what the older entries do.
 2. ``omniglot-xbm``: the chosen size (:data:`CHOSEN_MEMORY`) on the evaluation alphabets, 3
-   seeds, compared seed by seed with ``omniglot-losses``'s ``batch-hard`` runs
+   seeds, as pytorch-metric-learning's rule (the queue's rows are constant) and with
+   ``batch_gradient`` (the batch's own rows carry the gradient, as in batch-hard), compared seed by seed with ``omniglot-losses``'s ``batch-hard`` runs
    (``python -m oneshot.compare --seeds`` over the seed folders of both experiments).
 """
 
@@ -37,15 +38,16 @@ DIAGNOSTIC_SIZE = BATCH
 CHOSEN_MEMORY = 4 * BATCH
 
 
-def xbm_batch_hard(memory_size: int) -> CrossBatchMemory:
+def xbm_batch_hard(memory_size: int, batch_gradient: bool = False) -> CrossBatchMemory:
     """Batch-hard triplets at the comparison's margin, mined against a queue of
     ``memory_size`` embeddings."""
-    return CrossBatchMemory(batch_hard_loss(CHOSEN[FAMILY["batch-hard"].name]), memory_size)
+    margin = CHOSEN[FAMILY["batch-hard"].name]
+    return CrossBatchMemory(batch_hard_loss(margin), memory_size, batch_gradient=batch_gradient)
 
 
-def run_name(memory_size: int) -> str:
-    """``"batch-hard-xbm-512"``."""
-    return f"batch-hard-xbm-{memory_size}"
+def run_name(memory_size: int, batch_gradient: bool = False) -> str:
+    """``"batch-hard-xbm-512"``, ``"batch-hard-xbm-512-batch-gradient"``."""
+    return f"batch-hard-xbm-{memory_size}" + ("-batch-gradient" if batch_gradient else "")
 
 
 def omniglot_xbm_tuning(paper: bool) -> Experiment:
@@ -71,17 +73,22 @@ def omniglot_xbm_tuning(paper: bool) -> Experiment:
 
 
 def omniglot_xbm(paper: bool) -> Experiment:
-    """Batch-hard + XBM at the chosen size, as ``omniglot-losses``'s batch-hard run."""
-    run = best_omniglot_run(
-        run_name(CHOSEN_MEMORY),
-        xbm_batch_hard(CHOSEN_MEMORY),
-        steps=COMPARISON_STEPS,
-        log_every=100,
+    """Batch-hard + XBM at the chosen size, as ``omniglot-losses``'s batch-hard run: with
+    constant partners (pytorch-metric-learning's rule), and with the batch's own partners
+    carrying the gradient (``batch_gradient``)."""
+    runs = tuple(
+        best_omniglot_run(
+            run_name(CHOSEN_MEMORY, batch_gradient),
+            xbm_batch_hard(CHOSEN_MEMORY, batch_gradient),
+            steps=COMPARISON_STEPS,
+            log_every=100,
+        )
+        for batch_gradient in (False, True)
     )
     return Experiment(
         "omniglot-xbm",
         f"Cross-batch memory ({CHOSEN_MEMORY} embeddings) on batch-hard triplets, "
         f"{COMPARISON_STEPS} steps, evaluation alphabets (baseline: omniglot-losses batch-hard).",
-        (run,),
+        runs,
         BEST_EVAL,
     )

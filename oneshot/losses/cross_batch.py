@@ -180,7 +180,8 @@ class CrossBatchMemory(keras.losses.Loss):
         D = d(E_batch, Q)  (B, M')       Q = the filled rows of the queue, batch included
         l_i = wrapped loss of anchor i with partners Q \\ {i's own row}
 
-    Only the anchors carry a gradient. The matrix the miner sees is square, (B + V) x (B + V)
+    Only the anchors carry a gradient (with ``batch_gradient``, the batch's own partners too).
+    The matrix the miner sees is square, (B + V) x (B + V)
     with V the other filled rows: rows are the batch (live) then the older entries, columns
     the batch's queue copies then the same older entries, so the miner's usual "not itself"
     rule removes each anchor's own copy; tuples anchored at older entries are dropped before
@@ -200,6 +201,11 @@ class CrossBatchMemory(keras.losses.Loss):
         warmup_steps: for the first calls, the wrapped loss on the batch alone and an empty
             queue (the paper starts the memory after the embeddings settle). Defaults to 0.
         embedding_dim: D, or None to take it from the embeddings. Defaults to None.
+        batch_gradient: the batch's own rows of the queue are its live embeddings in the loss,
+            so the in-batch tuples carry the gradient at both ends as in the wrapped loss and
+            only the older entries are constant (with ``memory_size`` = B it is the wrapped
+            loss). False is pytorch-metric-learning's rule: every partner is constant.
+            Defaults to False.
         name: Defaults to ``"xbm_" + loss.name``.
 
     Returns:
@@ -221,6 +227,7 @@ class CrossBatchMemory(keras.losses.Loss):
         warmup_steps: int = 0,
         embedding_dim: int | None = None,
         name: str | None = None,
+        batch_gradient: bool = False,
     ) -> None:
         if isinstance(loss, dict):
             loss = keras.saving.deserialize_keras_object(loss)
@@ -243,6 +250,7 @@ class CrossBatchMemory(keras.losses.Loss):
         self.memory_size = check_count("memory_size", memory_size, 1)
         self.warmup_steps = check_count("warmup_steps", warmup_steps, 0)
         self.embedding_dim = None if embedding_dim is None else int(embedding_dim)
+        self.batch_gradient = bool(batch_gradient)
         self.head = EmbeddingMemory(self.memory_size, embedding_dim, name=f"{self.name}_memory")
         self._owner = None  # weak reference to the model the queue is attached to
 
@@ -295,7 +303,8 @@ class CrossBatchMemory(keras.losses.Loss):
         stored = tf.cast(tf.convert_to_tensor(memory.embeddings), embeddings.dtype)
         past = tf.gather(stored, older)
         rows = tf.concat([embeddings, past], 0)
-        columns = tf.concat([tf.gather(stored, slots), past], 0)
+        own = embeddings if self.batch_gradient else tf.gather(stored, slots)
+        columns = tf.concat([own, past], 0)
         all_labels = tf.concat(
             [tf.cast(labels, tf.int64), tf.gather(tf.convert_to_tensor(memory.labels), older)], 0
         )
@@ -309,7 +318,7 @@ class CrossBatchMemory(keras.losses.Loss):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.loss!r}, memory_size={self.memory_size}, "
-            f"warmup_steps={self.warmup_steps})"
+            f"warmup_steps={self.warmup_steps}, batch_gradient={self.batch_gradient})"
         )
 
     def get_config(self) -> dict[str, Any]:
@@ -319,6 +328,8 @@ class CrossBatchMemory(keras.losses.Loss):
             "memory_size": self.memory_size,
             "warmup_steps": self.warmup_steps,
             "embedding_dim": self.embedding_dim,
+            # only when set: the configs of runs made before the option stay what the code builds
+            **({"batch_gradient": True} if self.batch_gradient else {}),
         }
 
     @classmethod
