@@ -185,9 +185,9 @@ class CrossBatchMemory(keras.losses.Loss):
     with V the other filled rows: rows are the batch (live) then the older entries, columns
     the batch's queue copies then the same older entries, so the miner's usual "not itself"
     rule removes each anchor's own copy; tuples anchored at older entries are dropped before
-    the loss. Work and memory are O((B + M)^2), plus what the miner lists: prefer one that
-    keeps a few tuples per anchor (batch-hard, semi-hard, a margin), as batch-all over the
-    queue's anchors would list O((B + M)^3) triplets before they are dropped.
+    the loss. As B + V is at most M, work and memory are O(M^2), plus what the miner lists:
+    prefer one that keeps a few tuples per anchor (batch-hard, semi-hard, a margin), as
+    batch-all over the queue's anchors would list O(M^3) triplets before they are dropped.
 
     The loss updates its queue at every call: use it for training (``fit``), not to evaluate.
     Build the model with :func:`oneshot.models.build_online`, which attaches the queue so that
