@@ -36,7 +36,6 @@ https://arxiv.org/abs/1912.06798.
 from __future__ import annotations
 
 import copy
-import weakref
 from typing import Any
 
 import keras
@@ -44,6 +43,7 @@ import tensorflow as tf
 
 from oneshot.losses.base import MetricLoss, check_embeddings
 from oneshot.losses.global_batch import GlobalBatchLoss
+from oneshot.losses.heads import LossHead, claim
 from oneshot.losses.proxies import check_count
 from oneshot.pieces import register
 from oneshot.reducers import Reducer
@@ -53,7 +53,7 @@ TUPLES = ("triplets", "pairs")
 
 
 @register
-class EmbeddingMemory(keras.layers.Layer):
+class EmbeddingMemory(LossHead):
     """A first-in first-out queue of the last ``memory_size`` embeddings and labels.
 
     Its state is four non-trainable variables (saved with the model's weights): ``embeddings``
@@ -74,13 +74,7 @@ class EmbeddingMemory(keras.layers.Layer):
         )
 
     def build(self, input_shape) -> None:
-        dim = input_shape[-1]
-        if dim is None or (self.embedding_dim is not None and dim != self.embedding_dim):
-            raise ValueError(
-                f"Invalid embedding size for {self.name}. Expected embeddings of size "
-                f"{self.embedding_dim or 'known'}. Received input shape {tuple(input_shape)}."
-            )
-        self.embedding_dim = int(dim)
+        self.embedding_size(input_shape)
 
         def state(name, shape, dtype):
             return self.add_weight(
@@ -120,12 +114,6 @@ class EmbeddingMemory(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (self.memory_size, input_shape[-1])
-
-    def load_own_variables(self, store) -> None:
-        """Build from the stored queue's shape first if needed."""
-        if not self.built and "0" in store:
-            self.build((None, store["0"].shape[-1]))
-        super().load_own_variables(store)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -261,15 +249,7 @@ class CrossBatchMemory(keras.losses.Loss):
 
     def attach(self, model: keras.Model) -> None:
         """Record that ``model`` holds this loss's queue; a second model is refused."""
-        owner = self._owner() if self._owner is not None else None
-        if owner is not None and owner is not model:
-            raise ValueError(
-                f"Invalid value for argument `loss`: this {type(self).__name__} already holds "
-                f"the queue of model {owner.name!r}. A loss belongs to one model: pass a fresh "
-                "copy, keras.saving.deserialize_keras_object("
-                "keras.saving.serialize_keras_object(loss))."
-            )
-        self._owner = weakref.ref(model)
+        claim(self, model, "holds the queue")
 
     def call(self, y_true, y_pred):
         labels, embeddings = check_embeddings(y_true, y_pred)
