@@ -281,6 +281,12 @@ def test_one_step_fit_checkpoint_and_saved_model(tmp_path):
     assert not hasattr(loaded, LOSS_HEAD)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
+    model.save(tmp_path / "compiled.keras")  # the training model, its loss and queue included
+    compiled = keras.saving.load_model(tmp_path / "compiled.keras")
+    assert isinstance(compiled.loss, CrossBatchMemory) and compiled.loss.memory_size == 40
+    compiled.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    assert int(compiled.loss.head.steps.numpy()) >= 1
+
 
 def test_an_interrupted_run_resumes_to_the_uninterrupted_one(tmp_path, data_dir):
     """Through the runner: the queue is in the run checkpoint, so the loss curve and the final
