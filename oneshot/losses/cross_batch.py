@@ -2,8 +2,8 @@
 
 Wang et al. 2020 observed that embeddings drift slowly once training settles, so those of the
 last few batches can stand in for the current network's: a first-in first-out queue of the
-last M embeddings and labels gives every anchor M partners instead of B - 1 at the cost of a
-(B, B + M) distance block, no extra forward pass.
+last M embeddings and labels gives every anchor up to M - 1 partners instead of B - 1 at the
+cost of an M x M distance block at most, and no extra forward pass.
 
 The queue is a Keras layer, :class:`EmbeddingMemory`, of non-trainable variables: the
 embeddings (M, D), their labels (M,), how many rows were ever enqueued, and how many steps
@@ -17,7 +17,9 @@ Choices, as pytorch-metric-learning's ``CrossBatchMemory`` makes them:
 - each call first enqueues the batch (stop-gradient), then mines with the batch's B samples
   as anchors and the queue (which now holds the batch) as positives and negatives; an anchor
   is never compared with its own copy in the queue;
-- the gradient flows through the anchors only (the queue is constant);
+- the gradient flows through the anchors only (the queue is constant); ``batch_gradient=True``
+  (not in pytorch-metric-learning) lets the batch's own rows carry it too, as in the wrapped
+  loss;
 - until the queue is full only its filled rows are used.
 
 Differences: the wrapped loss's own miner mines (pytorch-metric-learning takes a second miner),
