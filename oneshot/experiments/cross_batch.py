@@ -10,10 +10,14 @@ instead of the batch's 127 others.
    baseline is that experiment's ``batch-hard-margin=0.1`` run (same recipe and steps). A
    memory of one batch (:data:`DIAGNOSTIC_SIZE`, not a candidate) holds only the batch's own
    stop-gradient copies: batch-hard with the gradient through the anchors alone, which
-   separates what the gradient path costs from what the older entries do.
+   separates what the gradient path costs from what the older entries do. And a pair loss
+   with the chosen size: multi-similarity (:data:`PAIR_LOSS`, at its comparison value), with
+   constant partners and with ``batch_gradient``; its baseline is
+   ``multi-similarity-beta=25``.
 2. ``omniglot-xbm``: the chosen size (:data:`CHOSEN_MEMORY`) on the evaluation alphabets, 3
    seeds, as pytorch-metric-learning's rule (the queue's rows are constant) and with
-   ``batch_gradient`` (the batch's own rows carry the gradient, as in batch-hard), compared seed by seed with ``omniglot-losses``'s ``batch-hard`` runs
+   ``batch_gradient`` (the batch's own rows carry the gradient, as in batch-hard), compared
+   seed by seed with ``omniglot-losses``'s ``batch-hard`` runs
    (``python -m oneshot.compare --seeds`` over the seed folders of both experiments).
 """
 
@@ -27,7 +31,7 @@ from oneshot.experiments.losses import (
     TUNING_EVAL,
     TUNING_STEPS,
 )
-from oneshot.experiments.online import BEST_EVAL, batch_hard_loss, best_omniglot_run
+from oneshot.experiments.online import BEST_EVAL, best_omniglot_run
 from oneshot.losses import CrossBatchMemory
 
 BATCH = 32 * 4  # the recipe's P x K
@@ -36,38 +40,49 @@ MEMORY_SIZES = (4 * BATCH, 16 * BATCH)
 DIAGNOSTIC_SIZE = BATCH
 #: the size chosen on the validation alphabets (the better ``omniglot-xbm-tuning`` run)
 CHOSEN_MEMORY = 4 * BATCH
+#: the pair loss also tried with the memory (validation alphabets only)
+PAIR_LOSS = "multi-similarity"
 
 
 def xbm_batch_hard(memory_size: int, batch_gradient: bool = False) -> CrossBatchMemory:
     """Batch-hard triplets at the comparison's margin, mined against a queue of
     ``memory_size`` embeddings."""
-    margin = CHOSEN[FAMILY["batch-hard"].name]
-    return CrossBatchMemory(batch_hard_loss(margin), memory_size, batch_gradient=batch_gradient)
+    return xbm_family("batch-hard", memory_size, batch_gradient)
 
 
-def run_name(memory_size: int, batch_gradient: bool = False) -> str:
+def run_name(memory_size: int, batch_gradient: bool = False, loss: str = "batch-hard") -> str:
     """``"batch-hard-xbm-512"``, ``"batch-hard-xbm-512-batch-gradient"``."""
-    return f"batch-hard-xbm-{memory_size}" + ("-batch-gradient" if batch_gradient else "")
+    return f"{loss}-xbm-{memory_size}" + ("-batch-gradient" if batch_gradient else "")
+
+
+def xbm_family(name: str, memory_size: int, batch_gradient: bool) -> CrossBatchMemory:
+    """The loss of ``omniglot-losses``'s run ``name`` at its chosen value, with a memory."""
+    loss = FAMILY[name].make(CHOSEN[name])
+    return CrossBatchMemory(loss, memory_size, batch_gradient=batch_gradient)
 
 
 def omniglot_xbm_tuning(paper: bool) -> Experiment:
-    """Each memory size on 6 held-out background alphabets (``TUNING_STEPS`` each)."""
-    runs = tuple(
-        best_omniglot_run(
-            run_name(size),
-            xbm_batch_hard(size),
-            validation_alphabets=6,
-            steps=TUNING_STEPS,
-            log_every=100,
-            monitor_episodes=0,
-        )  # fmt: skip
+    """Each memory size on 6 held-out background alphabets (``TUNING_STEPS`` each), and the
+    pair loss at the chosen size."""
+    validation = dict(validation_alphabets=6, steps=TUNING_STEPS, log_every=100, monitor_episodes=0)
+    sizes = tuple(
+        best_omniglot_run(run_name(size), xbm_batch_hard(size), **validation)
         for size in (*MEMORY_SIZES, DIAGNOSTIC_SIZE)
+    )
+    pairs = tuple(
+        best_omniglot_run(
+            run_name(CHOSEN_MEMORY, batch_gradient, PAIR_LOSS),
+            xbm_family(PAIR_LOSS, CHOSEN_MEMORY, batch_gradient),
+            **validation,
+        )
+        for batch_gradient in (False, True)
     )
     return Experiment(
         "omniglot-xbm-tuning",
         f"Cross-batch memory on batch-hard triplets: memory sizes {MEMORY_SIZES} (and one batch, "
-        f"{DIAGNOSTIC_SIZE}) on 6 held-out background alphabets.",
-        runs,
+        f"{DIAGNOSTIC_SIZE}), and {PAIR_LOSS} with {CHOSEN_MEMORY}, on 6 held-out background "
+        "alphabets.",
+        sizes + pairs,
         TUNING_EVAL,
     )
 
