@@ -127,8 +127,9 @@ def test_queue_is_first_in_first_out_and_wraps_around():
 def test_an_anchor_never_pairs_with_its_own_copy():
     """An empty queue and a batch whose sample 0 is alone in its class: it has no positive
     (its own copy does not count), so only anchors 1 and 2 have a triplet."""
-    loss = CrossBatchMemory(TripletMarginLoss(1.0, miner=BatchHardMiner(), reducer=MeanReducer(),
-                                              reduction="none"), memory_size=8)  # fmt: skip
+    inner = TripletMarginLoss(1.0, distance=LpDistance(), miner=BatchHardMiner(),
+                              reducer=MeanReducer(), reduction="none")  # fmt: skip
+    loss = CrossBatchMemory(inner, memory_size=8)
     x = np.array([[0.0, 0.0], [0.0, 1.0], [0.0, 2.0]], np.float32)
     values = loss(np.array([0, 1, 1]), x).numpy()
     # anchors 1, 2: d_ap = 1, hardest negative sample 0 at 1 and 2: losses 1 and 0; mean 0.5

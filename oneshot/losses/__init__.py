@@ -15,8 +15,9 @@ distance, a miner and a reducer as arguments (``oneshot.losses.base``). The fami
   :class:`SoftTripleLoss`.
 
 Under a ``tf.distribute`` strategy, :class:`GlobalBatchLoss` wraps any of these so that it mines
-and computes on the global batch of all replicas, not on each replica's slice. :class:`CrossBatchMemory` (XBM)
-wraps a tuple or pair loss so that it mines the batch against a queue of recent embeddings.
+and computes on the global batch of all replicas, not on each replica's slice.
+:class:`CrossBatchMemory` (XBM) wraps a tuple or pair loss so that it mines the batch against a
+queue of recent embeddings (an :class:`EmbeddingMemory` layer, ``loss.head``).
 
 Offline models use the loss layers (:class:`TripletLossLayer`, :class:`QuadrupletLossLayer`) and
 the siamese pair loss (:class:`PairContrastiveLoss`), built on the same pure functions. Label
