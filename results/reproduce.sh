@@ -87,3 +87,22 @@ done
 "$PY" -m oneshot.compare --seeds results/omniglot-best/seed0 results/omniglot-best/seed1 results/omniglot-best/seed2 \
   results/omniglot-best-30min/seed0 results/omniglot-best-30min/seed1 results/omniglot-best-30min/seed2 --baseline batch-hard \
   --out results/omniglot-best-30min/comparison.png > results/omniglot-best-30min/table.md
+
+# Cross-batch memory (XBM) on batch-hard triplets: two memory sizes and a one-batch diagnostic on
+# the validation alphabets (500 steps each), and multi-similarity with 512, then the chosen size (512) on the evaluation
+# alphabets, constant partners and batch_gradient, 3 seeds of 1,000 steps, against
+# omniglot-losses's batch-hard runs (above).
+"$PY" -m oneshot.train --experiment omniglot-xbm-tuning --threads 1 --out results/omniglot-xbm-tuning --overwrite
+"$PY" -m oneshot.compare --markdown results/omniglot-losses-tuning/batch-hard-margin=0.1 results/omniglot-xbm-tuning/batch-hard-xbm-128 \
+  results/omniglot-xbm-tuning/batch-hard-xbm-512 results/omniglot-xbm-tuning/batch-hard-xbm-2048 --out results/omniglot-xbm-tuning/comparison-batch-hard.png \
+  > results/omniglot-xbm-tuning/table.md
+echo >> results/omniglot-xbm-tuning/table.md
+"$PY" -m oneshot.compare --markdown results/omniglot-losses-tuning/multi-similarity-beta=25 results/omniglot-xbm-tuning/multi-similarity-xbm-512 \
+  results/omniglot-xbm-tuning/multi-similarity-xbm-512-batch-gradient --out results/omniglot-xbm-tuning/comparison-multi-similarity.png \
+  >> results/omniglot-xbm-tuning/table.md
+for seed in 0 1 2; do
+  "$PY" -m oneshot.train --experiment omniglot-xbm --seed "$seed" --threads 1 --out "results/omniglot-xbm/seed$seed" --overwrite
+done
+"$PY" -m oneshot.compare --seeds results/omniglot-losses/seed0 results/omniglot-losses/seed1 results/omniglot-losses/seed2 \
+  results/omniglot-xbm/seed0 results/omniglot-xbm/seed1 results/omniglot-xbm/seed2 --baseline batch-hard \
+  --out results/omniglot-xbm/comparison.png > results/omniglot-xbm/table.md

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from oneshot.experiments.base import EvalConfig, Experiment
+from oneshot.experiments.cross_batch import omniglot_xbm, omniglot_xbm_tuning
 from oneshot.experiments.few_class import mnist_few_class
 from oneshot.experiments.losses import omniglot_losses, omniglot_losses_tuning
 from oneshot.experiments.online import (
@@ -87,6 +88,8 @@ EXPERIMENTS: dict[str, Callable[[bool], Experiment]] = {
     "omniglot-frontier": omniglot_frontier,
     "omniglot-alphabet-batches": omniglot_alphabet_batches,
     "omniglot-best-30min": omniglot_best_30min,
+    "omniglot-xbm-tuning": omniglot_xbm_tuning,
+    "omniglot-xbm": omniglot_xbm,
 }
 
 

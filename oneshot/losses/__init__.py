@@ -17,6 +17,8 @@ distance, a miner and a reducer as arguments (``oneshot.losses.base``). The fami
 
 Under a ``tf.distribute`` strategy, :class:`GlobalBatchLoss` wraps any of these so that it mines
 and computes on the global batch of all replicas, not on each replica's slice.
+:class:`CrossBatchMemory` (XBM) wraps a tuple or pair loss so that it mines the batch against a
+queue of recent embeddings (an :class:`EmbeddingMemory` layer, ``loss.head``).
 
 Offline models use the loss layers (:class:`TripletLossLayer`, :class:`QuadrupletLossLayer`) and
 the siamese pair loss (:class:`PairContrastiveLoss`), built on the same pure functions. Label
@@ -26,6 +28,7 @@ convention for pairs everywhere: ``y = 1`` means the SAME class.
 from oneshot.losses.base import MetricLoss
 from oneshot.losses.circle import CircleLoss, KerasCircleLoss
 from oneshot.losses.contrastive import ContrastiveLoss, PairContrastiveLoss, contrastive_loss
+from oneshot.losses.cross_batch import CrossBatchMemory, EmbeddingMemory
 from oneshot.losses.global_batch import GlobalBatchLoss
 from oneshot.losses.legacy import OnlineContrastiveLoss, OnlineQuadrupletLoss, OnlineTripletLoss
 from oneshot.losses.lifted import GeneralizedLiftedStructureLoss, LiftedStructureLoss
@@ -64,6 +67,8 @@ __all__ = [
     "ClassProxies",
     "ContrastiveLoss",
     "CosFaceLoss",
+    "CrossBatchMemory",
+    "EmbeddingMemory",
     "GeneralizedLiftedStructureLoss",
     "GlobalBatchLoss",
     "KerasCircleLoss",

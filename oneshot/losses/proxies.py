@@ -19,7 +19,6 @@ far (Adam's epsilon acts as ``eps / lr_multiplier``). With plain SGD the step on
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import keras
@@ -28,6 +27,7 @@ import tensorflow as tf
 
 from oneshot.distances import CosineSimilarity
 from oneshot.losses.base import MetricLoss, check_embeddings, check_positive
+from oneshot.losses.heads import LossHead, claim
 from oneshot.pieces import register
 
 #: the default initial proxies: unit-variance normal entries (norm about sqrt(D) whatever C)
@@ -77,7 +77,7 @@ def proxy_cosines(embeddings: tf.Tensor, proxies: tf.Tensor, centers: int) -> tf
 
 
 @register
-class ClassProxies(keras.layers.Layer):
+class ClassProxies(LossHead):
     """Learned class vectors: ``centers_per_class`` proxies of dimension D for each class.
 
     Calling it on embeddings (B, D) returns the proxies (C * K, D) (row ``c * K + k``: centre k
@@ -113,13 +113,7 @@ class ClassProxies(keras.layers.Layer):
         self.raw = None
 
     def build(self, input_shape) -> None:
-        dim = input_shape[-1]
-        if dim is None or (self.embedding_dim is not None and dim != self.embedding_dim):
-            raise ValueError(
-                f"Invalid embedding size for {self.name}. Expected embeddings of size "
-                f"{self.embedding_dim or 'known'}. Received input shape {tuple(input_shape)}."
-            )
-        self.embedding_dim = int(dim)
+        self.embedding_size(input_shape)
         init, m = self.initializer, self.lr_multiplier
 
         def scaled(shape, dtype=None):  # raw = W0 / m, so that W = m * raw starts at W0
@@ -138,13 +132,6 @@ class ClassProxies(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (self.num_classes * self.centers_per_class, input_shape[-1])
-
-    def load_own_variables(self, store) -> None:
-        """Build from the stored proxies' shape first if needed (a loss that was computed before
-        saving, reloaded with a compiled model, holds an unbuilt layer)."""
-        if not self.built and "0" in store:
-            self.build((None, store["0"].shape[-1]))
-        super().load_own_variables(store)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -224,15 +211,7 @@ class ProxyLoss(MetricLoss):
 
     def attach(self, model: keras.Model) -> None:
         """Record that ``model`` trains this loss's head; a second model is refused."""
-        owner = self._owner() if self._owner is not None else None
-        if owner is not None and owner is not model:
-            raise ValueError(
-                f"Invalid value for argument `loss`: this {type(self).__name__} already trains "
-                f"the class weights of model {owner.name!r}. A loss belongs to one model: pass "
-                "a fresh copy, keras.saving.deserialize_keras_object("
-                "keras.saving.serialize_keras_object(loss))."
-            )
-        self._owner = weakref.ref(model)
+        claim(self, model, "trains the class weights")
 
     def compute(self, labels, embeddings, indices: tuple | None = None) -> tf.Tensor:
         """Per-sample losses (B,) for ``labels`` (B,) and ``embeddings`` (B, D); ``indices``

@@ -358,10 +358,10 @@ class OnlineRun(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from oneshot.losses import MetricLoss
+        from oneshot.losses import CrossBatchMemory, MetricLoss
 
         # keras.losses.Circle takes labels and embeddings too (oneshot.losses.KerasCircleLoss)
-        if not isinstance(self.loss, (MetricLoss, keras.losses.Circle)):
+        if not isinstance(self.loss, (MetricLoss, CrossBatchMemory, keras.losses.Circle)):
             refuse(
                 "loss", self.loss, "an in-batch loss of oneshot.losses (e.g. TripletMarginLoss())"
             )
