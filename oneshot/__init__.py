@@ -16,16 +16,18 @@ Layout (data -> sampling/mining -> networks/losses -> training -> evaluation -> 
 - ``oneshot.plots``       every figure
 - ``oneshot.train`` / ``oneshot.evaluate`` / ``oneshot.compare``   the command lines
 
-``import oneshot`` sets ``KERAS_BACKEND`` to ``tensorflow`` when it is unset (and nothing else
-global: TensorFlow's logging, Keras's dtype policy and seeds stay the user's) and registers
-every serializable class, so that ``keras.saving.load_model`` works.
+``import oneshot`` sets ``KERAS_BACKEND`` to ``tensorflow`` and ``TF_CPP_MIN_LOG_LEVEL`` to 2
+(warnings and errors) when they are unset, starts TensorFlow without its start-up lines
+(``oneshot.startup``; set ``TF_CPP_MIN_LOG_LEVEL`` yourself to see them) and registers every
+serializable class, so that ``keras.saving.load_model`` works. Nothing else global changes:
+Python's logging, Keras's dtype policy and seeds stay the user's.
 """
 
 import os
 import sys
 
-# The one global setting an import changes: Keras runs on TensorFlow unless the user chose
-# another backend before importing oneshot (the library is written for TensorFlow).
+# Keras runs on TensorFlow unless the user chose another backend before importing oneshot (the
+# library is written for TensorFlow).
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __version__ = "0.2.0"
@@ -54,4 +56,7 @@ def register() -> None:
 # after parsing its arguments, so that --help and argument errors answer before TensorFlow is
 # imported. Any other ``import oneshot`` registers at once.
 if sys.argv[:1] != ["-m"]:
+    from oneshot.startup import start_tensorflow_quietly
+
+    start_tensorflow_quietly()
     register()

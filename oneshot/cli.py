@@ -15,14 +15,13 @@ core writes to the terminal (absl's pre-init warning, oneDNN and CUDA notices), 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from oneshot.names import DISTANCES
+from oneshot.startup import COMMAND_LOG_LEVEL, start_tensorflow_quietly
 
 EXIT_USAGE = 2
 
@@ -65,55 +64,23 @@ def use_headless_backend() -> None:
     matplotlib.use("Agg")
 
 
-QUIET_LOG_LEVEL = "3"  # TF_CPP_MIN_LOG_LEVEL of the commands: fatal only (TF errors raise)
-
-
-@contextlib.contextmanager
-def native_stderr_silenced(silenced: bool = True) -> Iterator[None]:
-    """Inside, what native code writes to file descriptor 2 (TensorFlow's C++ log lines before
-    its logging starts: they ignore ``TF_CPP_MIN_LOG_LEVEL``) goes to the null device; Python's
-    own ``sys.stderr`` is flushed first and restored after, so an exception raised inside still
-    prints its traceback on the terminal."""
-    if not silenced:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def start_tensorflow(debug: bool = False) -> None:
     """Import TensorFlow (and Keras, and register oneshot's serializable classes) for a command
-    line whose arguments are parsed. Without ``debug`` it is quiet: ``TF_CPP_MIN_LOG_LEVEL``
-    is 3 unless the user set it (fatal only: its errors reach Python as exceptions), the
-    start-up lines of the C++ core are dropped (including the CUDA probe of a machine without
+    line whose arguments are parsed. Without ``debug`` and unless the user set a
+    ``TF_CPP_MIN_LOG_LEVEL``, it is quiet: the level is 3 (fatal only: TensorFlow's errors
+    reach Python as exceptions), the start-up lines of the C++ core are dropped (including the CUDA probe of a machine without
     a GPU) and the Python loggers of TensorFlow and absl show errors only. With ``debug``
-    every line shows. Only the command lines call this: a user's ``import oneshot`` leaves
-    TensorFlow's logging alone."""
-    if "tensorflow" in sys.modules:  # already started (a test, a second command in-process)
-        import oneshot
+    every line shows (``oneshot.startup``; a user's ``import oneshot`` does the same at level
+    2 unless the user set a level)."""
+    start_tensorflow_quietly(COMMAND_LOG_LEVEL, quiet=not debug)
+    import oneshot
 
-        oneshot.register()
-        return
-    if not debug:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_LOG_LEVEL)
-    with native_stderr_silenced(not debug):
-        import tensorflow as tf
-
-        tf.config.list_physical_devices()  # the CUDA probe writes its failure here
-        import oneshot
-
-        oneshot.register()
+    oneshot.register()
     if not debug:
         import logging
 
         import absl.logging
+        import tensorflow as tf
 
         tf.get_logger().setLevel(logging.ERROR)
         absl.logging.set_verbosity(absl.logging.ERROR)
