@@ -16,8 +16,8 @@ Layout (data -> sampling/mining -> networks/losses -> training -> evaluation -> 
 - ``oneshot.plots``       every figure
 - ``oneshot.train`` / ``oneshot.evaluate`` / ``oneshot.compare``   the command lines
 
-``import oneshot`` sets ``KERAS_BACKEND`` to ``tensorflow`` and ``TF_CPP_MIN_LOG_LEVEL`` to 2
-(warnings and errors) when they are unset, starts TensorFlow without its start-up lines
+``import oneshot`` sets ``KERAS_BACKEND`` to ``tensorflow`` and ``TF_CPP_MIN_LOG_LEVEL`` to 3
+(fatal only: TensorFlow's errors still raise) when they are unset, starts TensorFlow without its start-up lines
 (``oneshot.startup``; set ``TF_CPP_MIN_LOG_LEVEL`` yourself to see them) and registers every
 serializable class, so that ``keras.saving.load_model`` works. Nothing else global changes:
 Python's logging, Keras's dtype policy and seeds stay the user's.

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from oneshot.names import DISTANCES
-from oneshot.startup import COMMAND_LOG_LEVEL, start_tensorflow_quietly
+from oneshot.startup import start_tensorflow_quietly
 
 EXIT_USAGE = 2
 
@@ -70,9 +70,9 @@ def start_tensorflow(debug: bool = False) -> None:
     ``TF_CPP_MIN_LOG_LEVEL``, it is quiet: the level is 3 (fatal only: TensorFlow's errors
     reach Python as exceptions), the start-up lines of the C++ core are dropped (including the CUDA probe of a machine without
     a GPU) and the Python loggers of TensorFlow and absl show errors only. With ``debug``
-    every line shows (``oneshot.startup``; a user's ``import oneshot`` does the same at level
-    2 unless the user set a level)."""
-    start_tensorflow_quietly(COMMAND_LOG_LEVEL, quiet=not debug)
+    every line shows (``oneshot.startup``; a user's ``import oneshot`` does the same unless the
+    user set a level)."""
+    start_tensorflow_quietly(quiet=not debug)
     import oneshot
 
     oneshot.register()

@@ -15,11 +15,10 @@ import os
 import sys
 from collections.abc import Iterator
 
-#: TensorFlow's C++ log level that ``import oneshot`` sets when the user has not chosen one
-#: (warnings and errors only)
-LIBRARY_LOG_LEVEL = "2"
-#: ... and the one the command lines set (fatal only: TensorFlow's errors raise in Python)
-COMMAND_LOG_LEVEL = "3"
+#: TensorFlow's C++ log level that ``import oneshot`` and the command lines set when the user
+#: has not chosen one: fatal only (TensorFlow's errors reach Python as exceptions; what is left
+#: are notices such as tf.data's "NodeDef mentions attribute use_unbounded_threadpool")
+QUIET_LOG_LEVEL = "3"
 
 
 @contextlib.contextmanager
@@ -41,16 +40,16 @@ def native_stderr_silenced(silenced: bool = True) -> Iterator[None]:
         os.close(saved)
 
 
-def start_tensorflow_quietly(log_level: str = LIBRARY_LOG_LEVEL, quiet: bool = True) -> None:
+def start_tensorflow_quietly(quiet: bool = True) -> None:
     """Import TensorFlow and probe its devices. With ``quiet``, unless the user set a
     ``TF_CPP_MIN_LOG_LEVEL`` of their own (then they see what it shows), the level is
-    ``log_level`` and the start-up lines are dropped. Nothing happens when TensorFlow is
+    :data:`QUIET_LOG_LEVEL` and the start-up lines are dropped. Nothing happens when TensorFlow is
     already imported."""
     if "tensorflow" in sys.modules:
         return
     quiet = quiet and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
     if quiet:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = log_level
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = QUIET_LOG_LEVEL
     with native_stderr_silenced(quiet):
         import tensorflow as tf
 

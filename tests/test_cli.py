@@ -106,7 +106,7 @@ def test_import_oneshot_changes_no_global_setting_but_the_backend_and_log_level(
     )
     done = run("-c", code)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split() == ["2", "tensorflow", "float32", "30", "True"]
+    assert done.stdout.split() == ["3", "tensorflow", "float32", "30", "True"]
     assert not [n for n in NOISE if n in done.stderr], done.stderr[-3000:]
 
 
