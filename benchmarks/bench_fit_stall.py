@@ -26,7 +26,7 @@ C D ...), each on its own model and input, so that a load change hits them alike
   iterator) per call;
 - ``tf.function loop``: one ``tf.function`` running ``tf.range(steps)`` steps of
   ``model.train_step`` on ``next(iterator)`` of one iterator kept across calls (the floor);
-- ``fit x epochs``: one ``fit`` of ``--epochs`` epochs of ``steps`` steps (as the runner calls
+- ``multi-epoch fit``: one ``fit`` of ``--epochs`` epochs of ``steps`` steps (as the runner calls
   it), its time per epoch.
 
 Columns: ``wall`` = median seconds per call (min-max); ``in epochs`` = the part between
@@ -58,7 +58,7 @@ from measure import cpu_line, header, threads_line, write_table  # noqa: E402
 from training_setups import DEFAULT_NETWORK, HEADLINE_P, K, load_train, run_config  # noqa: E402
 
 SETTINGS = ("default", "threads=1", "threads=2", "inter=1", "onednn=0", "pool=1")
-WAYS = ("fit", "fit+batch-callback", "graph loop", "tf.function loop", "fit x epochs")
+WAYS = ("fit", "fit+batch-callback", "graph loop", "tf.function loop", "multi-epoch fit")
 TIMER_PERIOD = 0.512  # seconds: the wall-time quantum seen on the AVX2 host
 
 
@@ -155,7 +155,7 @@ def measure_setting(setting: str, p: int, steps: int, calls: int, epochs: int, d
             fit_loop(model, dataset, initial_epoch=0, epochs=1, steps_per_epoch=steps,
                      callbacks=[callback], verbose=0)  # fmt: skip
         else:
-            n = epochs if way == "fit x epochs" else 1
+            n = epochs if way == "multi-epoch fit" else 1
             model.fit(dataset, epochs=n, steps_per_epoch=steps, callbacks=[callback], verbose=0,
                       shuffle=False)  # fmt: skip
         wall = time.perf_counter() - started
@@ -199,7 +199,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=6, help="timed calls per way")
     parser.add_argument("--steps", type=int, default=20, help="steps per call (per epoch)")
-    parser.add_argument("--epochs", type=int, default=4, help="epochs of the 'fit x epochs' way")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs of the 'multi-epoch fit' way")
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--data-dir", default=None, help="default: $ONESHOT_DATA_DIR")
     parser.add_argument("--out", default="results/benchmarks/fit_stall.txt")
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> str:
         f"# {cpu_line()}; TensorFlow {tf.__version__}",
         f"# conv4 width 64, embedding 64, 28x28, online batch-hard, P x K = {args._p} x {K}, "
         f"pk_dataset; {args.steps} steps per call, {args.calls} calls per way (after a warm-up "
-        f"call), ways interleaved; 'fit x epochs' = one fit of {args.epochs} epochs",
+        f"call), ways interleaved; 'multi-epoch fit' = one fit of {args.epochs} epochs",
         f"# {'way':18s} {'calls':>5s} {'wall s (min-max)':>18s} {'in epochs':>9s} "
         f"{'outside':>8s} {'ms/step':>8s} {'step max':>9s} snapped",
         *lines,
