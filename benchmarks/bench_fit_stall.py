@@ -35,7 +35,11 @@ epochs (setting up ``fit``, its iterator, tearing both down); ``ms/step`` = in e
 ``step max`` = the longest gap between two batch ends (``fit+batch-callback``: a stall of one
 step shows there). A stall that snaps the wall time to multiples of a timer period (the AVX2
 host of issue 32: 0.512 s x steps) shows as ``ms/step`` near 512 and in ``snapped``: the calls
-whose wall time is within 1% of a multiple of 0.512 s x steps.
+whose wall time is within 1% of a multiple of 0.512 s x steps. ``cpu/wall`` = the process's
+CPU seconds (all threads) per wall second of a call: threads that spin burn a CPU quota. Each
+setting's line names what could quantise or throttle time on a VM: the CPU steal share during
+its calls, the drift between ``time.time`` and ``time.perf_counter``, the clock source, the
+cgroup CPU quota and its throttled periods.
 
 ``--quick``: P x K = 8 x 4, 3 steps, 1 call, the ``default`` setting only (a smoke test).
 """
@@ -120,6 +124,34 @@ def timer():
     return Timer
 
 
+def read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return "-"
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(all, steal) jiffies of the machine (``/proc/stat``), for the steal share of a run."""
+    fields = [int(v) for v in read("/proc/stat").splitlines()[0].split()[1:]]
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
+def host_line() -> str:
+    """What can quantise or throttle time on a VM: clock source, CPU quota, throttling."""
+    quota = read("/sys/fs/cgroup/cpu.max")  # cgroup v2
+    if quota == "-":  # cgroup v1
+        quota = f"{read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us')}/"
+        quota += read("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+    stat = read("/sys/fs/cgroup/cpu.stat")
+    stat = read("/sys/fs/cgroup/cpu/cpu.stat") if stat == "-" else stat
+    throttled = dict(line.split() for line in stat.splitlines() if len(line.split()) == 2)
+    return (
+        f"clock source {read('/sys/devices/system/clocksource/clocksource0/current_clocksource')}, "
+        f"cgroup CPU quota {quota}, throttled periods {throttled.get('nr_throttled', '-')}"
+    )
+
+
 def measure_setting(setting: str, p: int, steps: int, calls: int, epochs: int, data_dir):
     """Every way's calls in this process, interleaved: {way: [{wall, inside, step_max}]}."""
     transform = apply_setting(setting)
@@ -148,7 +180,7 @@ def measure_setting(setting: str, p: int, steps: int, calls: int, epochs: int, d
     def run(way: str) -> dict[str, float]:
         model, dataset = models[way], data[way]
         callback = Timer(batches=way == "fit+batch-callback")
-        started = time.perf_counter()
+        cpu, started = time.process_time(), time.perf_counter()
         if way == "tf.function loop":
             plain(tf.constant(steps)).numpy()
         elif way == "graph loop":
@@ -158,19 +190,23 @@ def measure_setting(setting: str, p: int, steps: int, calls: int, epochs: int, d
             n = epochs if way == "multi-epoch fit" else 1
             model.fit(dataset, epochs=n, steps_per_epoch=steps, callbacks=[callback], verbose=0,
                       shuffle=False)  # fmt: skip
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         inside = sum(callback.epochs) if callback.epochs else wall
         gaps = [b - a for a, b in zip(callback.ends, callback.ends[1:], strict=False)]
-        return {"wall": wall, "inside": inside, "epochs": max(len(callback.epochs), 1),
+        return {"wall": wall, "inside": inside, "cpu": cpu, "epochs": max(len(callback.epochs), 1),
                 "step_max": max(gaps) if len(gaps) > 1 else float("nan")}  # fmt: skip
 
     for way in WAYS:  # warm-up: tracing
         run(way)
     results: dict[str, list[dict[str, float]]] = {way: [] for way in WAYS}
+    ticks, clock, wall = cpu_ticks(), time.time(), time.perf_counter()
     for _ in range(calls):
         for way in WAYS:
             results[way].append(run(way))
-    return {"results": results, "threads": threads_line(), "load": os.getloadavg()[0]}
+    total, steal = (b - a for a, b in zip(ticks, cpu_ticks(), strict=True))
+    drift = (time.time() - clock) - (time.perf_counter() - wall)
+    return {"results": results, "threads": threads_line(), "load": os.getloadavg()[0],
+            "steal": 100 * steal / max(total, 1), "drift": drift, "host": host_line()}  # fmt: skip
 
 
 def snapped(wall: float, steps: int) -> bool:
@@ -179,18 +215,23 @@ def snapped(wall: float, steps: int) -> bool:
 
 
 def rows(setting: str, measured: dict, steps: int) -> list[str]:
-    lines = [f"## {setting}: {measured['threads']}; load {measured['load']:.1f}"]
+    lines = [
+        f"## {setting}: {measured['threads']}; load {measured['load']:.1f}; CPU steal "
+        f"{measured['steal']:.1f}%; time.time - perf_counter over the calls "
+        f"{1000 * measured['drift']:+.1f} ms; {measured['host']}"
+    ]
     for way, calls in measured["results"].items():
         walls = [c["wall"] for c in calls]
         inside = statistics.median(c["inside"] for c in calls)
         wall = statistics.median(walls)
         per_call_steps = steps * calls[0]["epochs"]
         step_max = max(c["step_max"] for c in calls)
+        cpu = statistics.median(c["cpu"] for c in calls)
         lines.append(
             f"{way:20s} {len(calls):5d} {wall:7.2f} ({min(walls):.2f}-{max(walls):.2f}) "
             f"{inside:9.2f} {wall - inside:8.2f} {1000 * inside / per_call_steps:8.1f} "
             f"{'-' if step_max != step_max else f'{1000 * step_max:.0f}':>9s} "
-            f"{sum(snapped(w, per_call_steps) for w in walls):4d}/{len(walls)}"
+            f"{sum(snapped(w, per_call_steps) for w in walls):4d}/{len(walls)} {cpu / wall:7.2f}"
         )
     return lines
 
@@ -247,7 +288,7 @@ def main(argv: list[str] | None = None) -> str:
         f"pk_dataset; {args.steps} steps per call, {args.calls} calls per way (after a warm-up "
         f"call), ways interleaved; 'multi-epoch fit' = one fit of {args.epochs} epochs",
         f"# {'way':18s} {'calls':>5s} {'wall s (min-max)':>18s} {'in epochs':>9s} "
-        f"{'outside':>8s} {'ms/step':>8s} {'step max':>9s} snapped",
+        f"{'outside':>8s} {'ms/step':>8s} {'step max':>9s} snapped cpu/wall",
         *lines,
     ]
     return write_table("\n".join(text), args.out)
