@@ -30,8 +30,8 @@ C D ...), each on its own model and input, so that a load change hits them alike
   it), its time per epoch.
 
 Columns: ``wall`` = median seconds per call (min-max); ``in epochs`` = the part between
-``on_epoch_begin`` and ``on_epoch_end`` (for the loops: all of it); ``outside`` = wall - in
-epochs (setting up ``fit``, its iterator, tearing both down); ``ms/step`` = in epochs / steps;
+``on_epoch_begin`` and ``on_epoch_end`` (the tf.function loop has no epochs: all of it); ``outside`` = the median
+of wall - in epochs (setting up ``fit``, its iterator, tearing both down); ``ms/step`` = in epochs / steps;
 ``step max`` = the longest gap between two batch ends (``fit+batch-callback``: a stall of one
 step shows there). A stall that snaps the wall time to multiples of a timer period (the AVX2
 host of issue 32: 0.512 s x steps) shows as ``ms/step`` near 512 and in ``snapped``: the calls
@@ -113,7 +113,8 @@ def timer():
 
         def on_epoch_begin(self, epoch, logs=None):
             self._start = time.perf_counter()
-            self.ends.append(self._start)
+            if "on_train_batch_end" in vars(self):
+                self.ends.append(self._start)
 
         def on_epoch_end(self, epoch, logs=None):
             self.epochs.append(time.perf_counter() - self._start)
@@ -223,13 +224,14 @@ def rows(setting: str, measured: dict, steps: int) -> list[str]:
     for way, calls in measured["results"].items():
         walls = [c["wall"] for c in calls]
         inside = statistics.median(c["inside"] for c in calls)
+        outside = statistics.median(c["wall"] - c["inside"] for c in calls)
         wall = statistics.median(walls)
         per_call_steps = steps * calls[0]["epochs"]
         step_max = max(c["step_max"] for c in calls)
         cpu = statistics.median(c["cpu"] for c in calls)
         lines.append(
             f"{way:20s} {len(calls):5d} {wall:7.2f} ({min(walls):.2f}-{max(walls):.2f}) "
-            f"{inside:9.2f} {wall - inside:8.2f} {1000 * inside / per_call_steps:8.1f} "
+            f"{inside:9.2f} {outside:8.2f} {1000 * inside / per_call_steps:8.1f} "
             f"{'-' if step_max != step_max else f'{1000 * step_max:.0f}':>9s} "
             f"{sum(snapped(w, per_call_steps) for w in walls):4d}/{len(walls)} {cpu / wall:7.2f}"
         )
