@@ -30,9 +30,9 @@ C D ...), each on its own model and input, so that a load change hits them alike
   it), its time per epoch.
 
 Columns: ``wall`` = median seconds per call (min-max); ``in epochs`` = the part between
-``on_epoch_begin`` and ``on_epoch_end`` (the tf.function loop has no epochs: all of it); ``outside`` = the median
-of wall - in epochs (setting up ``fit``, its iterator, tearing both down); ``ms/step`` = in epochs / steps;
-``step max`` = the longest gap between two batch ends (``fit+batch-callback``: a stall of one
+``on_epoch_begin`` and ``on_epoch_end`` (the tf.function loop has no epochs: all of it);
+``outside`` = the median of wall - in epochs (setting up ``fit``, its iterator, tearing both
+down); ``ms/step`` = in epochs / steps; ``step max`` = the longest gap between two batch ends (``fit+batch-callback``: a stall of one
 step shows there). A stall that snaps the wall time to multiples of a timer period (the AVX2
 host of issue 32: 0.512 s x steps) shows as ``ms/step`` near 512 and in ``snapped``: the calls
 whose wall time is within 1% of a multiple of 0.512 s x steps. ``cpu/wall`` = the process's
