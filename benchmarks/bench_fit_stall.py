@@ -22,6 +22,8 @@ C D ...), each on its own model and input, so that a load change hits them alike
   thread);
 - ``fit+batch-callback``: the same with a batch-end callback, as the runner's ``StopOnNaN``
   (Keras then reads every step's loss back before the next step);
+- ``fit+steps-per-exec``: ``fit`` with ``steps_per_execution`` = steps (one graph call per
+  epoch, Keras's own ``tf.while_loop``);
 - ``graph loop``: ``oneshot.training.loop.fit_loop``, the runner's default, a new call (and
   iterator) per call;
 - ``tf.function loop``: one ``tf.function`` running ``tf.range(steps)`` steps of
@@ -62,7 +64,14 @@ from measure import cpu_line, header, threads_line, write_table  # noqa: E402
 from training_setups import DEFAULT_NETWORK, HEADLINE_P, K, load_train, run_config  # noqa: E402
 
 SETTINGS = ("default", "threads=1", "threads=2", "inter=1", "onednn=0", "pool=1")
-WAYS = ("fit", "fit+batch-callback", "graph loop", "tf.function loop", "multi-epoch fit")
+WAYS = (
+    "fit",
+    "fit+batch-callback",
+    "fit+steps-per-exec",
+    "graph loop",
+    "tf.function loop",
+    "multi-epoch fit",
+)
 TIMER_PERIOD = 0.512  # seconds: the wall-time quantum seen on the AVX2 host
 
 
@@ -167,6 +176,7 @@ def measure_setting(setting: str, p: int, steps: int, calls: int, epochs: int, d
     keras.utils.set_random_seed(0)
     Timer = timer()
     models = {way: build_model(config) for way in WAYS}
+    models["fit+steps-per-exec"].steps_per_execution = steps  # as compile(...) sets it
     data = {way: transform(build_dataset(config, models[way], train, seed=0)) for way in WAYS}
     plain_model = models["tf.function loop"]
     plain_iterator = iter(data["tf.function loop"])
