@@ -66,11 +66,13 @@ class ChunkStep:
         self._chunk = tf.function(self._run, reduce_retracing=True)
 
     def _run(self, iterator, steps):
-        first = self._step(iterator.get_next())  # its structure sizes the arrays
+        # the logs' structure, from the step's trace (reused by the loop's call of the step)
+        spec = self._step.get_concrete_function(iterator.element_spec).structured_outputs
         arrays = {
-            key: tf.TensorArray(value.dtype, size=steps, element_shape=value.shape).write(0, value)
-            for key, value in first.items()
+            key: tf.TensorArray(value.dtype, size=steps, element_shape=value.shape)
+            for key, value in spec.items()
         }
+        start = {key: tf.zeros(value.shape, value.dtype) for key, value in spec.items()}
 
         def cond(done, last, arrays):
             finite = tf.reduce_all(tf.math.is_finite(tf.cast(last["loss"], tf.float32)))
@@ -82,7 +84,7 @@ class ChunkStep:
             return done + 1, logs, arrays
 
         done, last, arrays = tf.while_loop(
-            cond, body, (tf.constant(1), first, arrays), parallel_iterations=1
+            cond, body, (tf.constant(0), start, arrays), parallel_iterations=1
         )
         return done, {key: array.stack()[:done] for key, array in arrays.items()}, last
 
