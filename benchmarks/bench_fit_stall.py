@@ -24,6 +24,8 @@ C D ...), each on its own model and input, so that a load change hits them alike
   (Keras then reads every step's loss back before the next step);
 - ``fit+steps-per-exec``: ``fit`` with ``steps_per_execution`` = steps (one graph call per
   epoch, Keras's own ``tf.while_loop``);
+- ``fit+no-autotune``: ``fit`` on the input without tf.data's autotuning
+  (``Options.autotune.enabled`` False), as the graph loop reads it;
 - ``graph loop``: ``oneshot.training.loop.fit_loop``, the runner's default, a new call (and
   iterator) per call;
 - ``tf.function loop``: one ``tf.function`` running ``tf.range(steps)`` steps of
@@ -68,6 +70,7 @@ WAYS = (
     "fit",
     "fit+batch-callback",
     "fit+steps-per-exec",
+    "fit+no-autotune",
     "graph loop",
     "tf.function loop",
     "multi-epoch fit",
@@ -168,7 +171,7 @@ def measure_setting(setting: str, p: int, steps: int, calls: int, epochs: int, d
     import keras
     import tensorflow as tf
 
-    from oneshot.training.loop import fit_loop
+    from oneshot.training.loop import NO_AUTOTUNE, fit_loop
     from oneshot.training.setup import build_dataset, build_model
 
     train = load_train(DEFAULT_NETWORK.image_size, data_dir)
@@ -178,6 +181,7 @@ def measure_setting(setting: str, p: int, steps: int, calls: int, epochs: int, d
     models = {way: build_model(config) for way in WAYS}
     models["fit+steps-per-exec"].steps_per_execution = steps  # as compile(...) sets it
     data = {way: transform(build_dataset(config, models[way], train, seed=0)) for way in WAYS}
+    data["fit+no-autotune"] = data["fit+no-autotune"].with_options(NO_AUTOTUNE)
     plain_model = models["tf.function loop"]
     plain_iterator = iter(data["tf.function loop"])
 

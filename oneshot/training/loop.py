@@ -15,6 +15,12 @@ in a ``tf.while_loop`` and the batch callbacks are then called with each step's 
 - Batch callbacks that may act during an epoch (any callback with its own ``on_train_batch_*``
   or ``on_batch_*`` method, other than ``StopOnNaN``, Keras's ``History`` and progress bar)
   make the loop run one step per graph call, so they see every step before the next one.
+- The input's iterator runs without tf.data's autotuning (``Options.autotune.enabled``
+  False; what it yields is the same). With it, dropping an iterator can wait for the
+  autotuning thread's next wake-up, at 10 ms x (2^n - 1) after the iterator started (as if
+  its period started at 10 ms and doubled): a ``fit`` call, which drops its iterator at its end, then
+  lasts 1.27, 2.55, 5.11, 10.23, 20.47 or 40.95 s ... whatever its steps took
+  (``benchmarks/bench_fit_stall.py``, ``docs/training-speed.md``).
 - With op determinism on (the runner turns it on), the loss curve and the weights are those of
   ``model.fit`` bit for bit (``tests/test_training_loop.py``).
 """
@@ -29,6 +35,9 @@ import tensorflow as tf
 from oneshot.training.callbacks import StopOnNaN
 
 __all__ = ["fit_loop", "replayable"]
+
+NO_AUTOTUNE = tf.data.Options()
+NO_AUTOTUNE.autotune.enabled = False  # its thread would hold up the iterator's teardown
 
 _BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end")
 # callbacks whose batch methods only look at the logs: called after the chunk, as if per step
@@ -132,7 +141,7 @@ def fit_loop(
             f"None. Received: steps_per_call={steps_per_call}"
         )
     step = chunk_step(model)
-    iterator = iter(dataset)
+    iterator = iter(dataset.with_options(NO_AUTOTUNE))
     model.stop_training = False
     callback_list.on_train_begin()
     training_logs, logs = None, {}
