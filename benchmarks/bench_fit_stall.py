@@ -37,9 +37,10 @@ Columns: ``wall`` = median seconds per call (min-max); ``in epochs`` = the part 
 ``on_epoch_begin`` and ``on_epoch_end`` (the tf.function loop has no epochs: all of it);
 ``outside`` = the median of wall - in epochs (setting up ``fit``, its iterator, tearing both
 down); ``ms/step`` = in epochs / steps; ``step max`` = the longest gap between two batch ends (``fit+batch-callback``: a stall of one
-step shows there). A stall that snaps the wall time to multiples of a timer period (the AVX2
-host of issue 32: 0.512 s x steps) shows as ``ms/step`` near 512 and in ``snapped``: the calls
-whose wall time is within 1% of a multiple of 0.512 s x steps. ``cpu/wall`` = the process's
+step shows there). ``snapped`` = the calls whose wall time is within 1% of
+a mark 10 ms x (2^n - 1) (0.63, 1.27, 2.55, 5.11, 10.23 s ...), where a ``fit`` call ends
+that waited for tf.data's autotuning thread when dropping its iterator (a call whose steps
+end near a mark counts too: compare with ``in epochs``). ``cpu/wall`` = the process's
 CPU seconds (all threads) per wall second of a call: threads that spin burn a CPU quota. Each
 setting's line names what could quantise or throttle time on a VM: the CPU steal share during
 its calls, the drift between ``time.time`` and ``time.perf_counter``, the clock source, the
@@ -75,7 +76,7 @@ WAYS = (
     "tf.function loop",
     "multi-epoch fit",
 )
-TIMER_PERIOD = 0.512  # seconds: the wall-time quantum seen on the AVX2 host
+AUTOTUNE_START = 0.010  # seconds: the first wake-up of tf.data's autotuning thread
 
 
 def setting_env(setting: str) -> dict[str, str]:
@@ -224,9 +225,11 @@ def measure_setting(setting: str, p: int, steps: int, calls: int, epochs: int, d
             "steal": 100 * steal / max(total, 1), "drift": drift, "host": host_line()}  # fmt: skip
 
 
-def snapped(wall: float, steps: int) -> bool:
-    quantum = TIMER_PERIOD * steps
-    return wall > 0.5 * quantum and abs(wall / quantum - round(wall / quantum)) < 0.01
+def snapped(wall: float) -> bool:
+    """Whether ``wall`` seconds is within 1% of a mark 10 ms x (2^n - 1), n >= 6 (0.63, 1.27,
+    2.55, 5.11, 10.23 s ...): where a call ends that waited for tf.data's autotuning thread."""
+    marks = [AUTOTUNE_START * (2**n - 1) for n in range(6, 16)]
+    return any(abs(wall - mark) < 0.01 * mark for mark in marks)
 
 
 def rows(setting: str, measured: dict, steps: int) -> list[str]:
@@ -247,7 +250,7 @@ def rows(setting: str, measured: dict, steps: int) -> list[str]:
             f"{way:20s} {len(calls):5d} {wall:7.2f} ({min(walls):.2f}-{max(walls):.2f}) "
             f"{inside:9.2f} {outside:8.2f} {1000 * inside / per_call_steps:8.1f} "
             f"{'-' if step_max != step_max else f'{1000 * step_max:.0f}':>9s} "
-            f"{sum(snapped(w, per_call_steps) for w in walls):4d}/{len(walls)} {cpu / wall:7.2f}"
+            f"{sum(snapped(w) for w in walls):4d}/{len(walls)} {cpu / wall:7.2f}"
         )
     return lines
 
