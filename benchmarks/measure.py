@@ -6,6 +6,7 @@ Imported by the scripts of this folder (``python benchmarks/NAME.py`` puts the f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -79,6 +80,34 @@ def header(script: str, argv: list[str], wall_seconds: float) -> list[str]:
         f"{threads or 'default'}; load average at the end {os.getloadavg()[0]:.1f}; "
         f"wall time {wall_seconds / 60:.1f} min",
     ]
+
+
+def cpu_line() -> str:
+    """The processor model and the vector instruction sets that decide its speed (from
+    ``/proc/cpuinfo``): ``AMD EPYC; avx2 yes, avx512f yes, avx512_bf16 yes; 2 cores``."""
+    model, flags = platform.processor() or platform.machine(), set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    shown = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in VECTOR_FLAGS)
+    return f"{model}; {shown}; {os.cpu_count()} cores"
+
+
+VECTOR_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+
+
+def threads_line() -> str:
+    """TensorFlow's thread settings and oneDNN switch as this process runs them."""
+    import tensorflow as tf
+
+    intra = tf.config.threading.get_intra_op_parallelism_threads() or "default"
+    inter = tf.config.threading.get_inter_op_parallelism_threads() or "default"
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (on)")
+    return f"intra-op threads {intra}, inter-op threads {inter}, TF_ENABLE_ONEDNN_OPTS {onednn}"
 
 
 def with_threads(dataset, threads: int):

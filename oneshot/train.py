@@ -2,7 +2,8 @@
 its run folder.
 
     python -m oneshot.train --experiment mnist-triplet [--out DIR] [--data-dir D] [--steps N]
-        [--seed S] [--paper] [--resume] [--strategy none|mirrored|multiworker] [--debug]
+        [--seed S] [--paper] [--resume] [--strategy none|mirrored|multiworker] [--loop graph|fit]
+        [--debug]
     python -m oneshot.train --images DIR [--out OUT] [--image-size S] [--channels 1|3]
         [--validation-classes 5|0.2|cat,dog] [--init-from MODEL] [--steps N] [--resume] ...
 
@@ -187,6 +188,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="tf.distribute strategy (default none): mirrored (the devices of this machine; "
         "$ONESHOT_CPU_DEVICES=N splits the CPU into N) or multiworker (one process per worker, "
         "each with its TF_CONFIG; see the README's 'More than one machine')",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("graph", "fit"),
+        default="graph",
+        help="how a run without --strategy trains (default graph): a chunk of steps per graph "
+        "call, or Keras's model.fit; both give the same loss curve and weights bit for bit",
     )
     parser.add_argument(
         "--no-global-mining",
@@ -583,6 +591,7 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
         command=command,
         data=data,
         global_mining=not args.no_global_mining,
+        loop=args.loop,
     )
     if "worker" in summary:  # a non-chief worker: the chief writes and evaluates
         print(f"{summary['worker']}: trained {', '.join(summary['runs']) or 'nothing'}; the "

@@ -267,3 +267,42 @@ def test_bench_distributed_quick_two_worker_processes(data_dir, tmp_path, monkey
     assert numbers[0] == "2" and float(numbers[1]) > 0 and float(numbers[3]) > 0  # gather ms
     with pytest.raises(SystemExit):
         bench.main(["--setups", "7", "--out", str(out)])
+
+
+def test_bench_fit_stall_quick(data_dir, tmp_path, started_tensorflow):
+    """One fresh process (the default setting): a row per way, wall = in epochs + outside."""
+    bench = load_script("bench_fit_stall")
+    out = tmp_path / "fit_stall.txt"
+    text = bench.main(["--quick", "--data-dir", str(data_dir), "--out", str(out)])
+    assert out.read_text() == text + "\n"
+    assert text.startswith("# python benchmarks/bench_fit_stall.py --quick")
+    assert "avx2" in text and "avx512f" in text and "load average" in text
+    rows = table_rows(text, set(bench.WAYS))
+    assert set(rows) == set(bench.WAYS)
+    for cells in rows.values():  # calls, wall (min-max), in epochs, outside, ms/step, max, snapped
+        wall, inside, outside = (float(cells[i]) for i in (1, 3, 4))
+        assert cells[0] == "1" and wall > 0 and inside > 0
+        assert wall == pytest.approx(inside + outside, abs=0.02)  # one call: medians add up
+    with pytest.raises(SystemExit):
+        bench.main(["--settings", "threads=lots", "--out", str(out)])
+
+
+def test_bench_pml_step_quick(data_dir, tmp_path, started_tensorflow):
+    """The two project ways (and pytorch-metric-learning's, if its Python exists) with numbers;
+    a missing PyTorch Python is said in the table."""
+    bench = load_script("bench_pml_step")
+    out = tmp_path / "pml_step.txt"
+    argv = ["--quick", "--data-dir", str(data_dir), "--out", str(out)]
+    have_pml = Path(bench.PML_PYTHON).exists()
+    text = bench.main(argv if have_pml else [*argv, "--pml-python", str(tmp_path / "none")])
+    assert out.read_text() == text + "\n"
+    assert text.startswith("# python benchmarks/bench_pml_step.py --quick")
+    assert "avx512_bf16" in text and "load average" in text and "P x K = 8 x 4" in text
+    rows = table_rows(text, {"project fit", "project graph loop", "pml"})
+    assert {"project fit", "project graph loop"} <= set(rows)
+    for cells in rows.values():
+        assert number_cells(cells[:3])
+    if have_pml:
+        assert rows["pml"][3] == "1.00" and "pytorch-metric-learning 2.9" in text
+    else:
+        assert "pml: no " in text

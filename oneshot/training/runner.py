@@ -70,6 +70,7 @@ from oneshot.training.folders import (
     truncate_history,
 )
 from oneshot.training.lock import FolderLock
+from oneshot.training.loop import fit_loop
 from oneshot.training.pretrained import pinned
 from oneshot.training.setup import (
     RunData,
@@ -80,7 +81,11 @@ from oneshot.training.setup import (
     load_train_and_test,
 )
 
-__all__ = ["STRATEGIES", "get_strategy", "run_experiment", "train_run", "training_record"]
+__all__ = ["LOOPS", "STRATEGIES", "get_strategy", "run_experiment", "train_run", "training_record"]
+
+# How a single-process run trains: "graph" (oneshot.training.loop.fit_loop: a chunk of steps
+# per graph call, the numbers of model.fit bit for bit) or "fit" (Keras's model.fit)
+LOOPS = ("graph", "fit")
 
 
 def training_record(strategy: str, global_mining: bool = True) -> dict[str, Any]:
@@ -109,6 +114,7 @@ def train_run(
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
     data: RunData | tuple[LabelledImages, LabelledImages] | None = None,
     global_mining: bool = True,
+    loop: str = "graph",
 ) -> keras.Model:
     """Train one run into ``run_dir`` (resuming if asked) and return the trained model.
 
@@ -122,9 +128,12 @@ def train_run(
     ``strategy``: a name of :data:`STRATEGIES` or a ``tf.distribute.Strategy``; under one, the
     run trains with :func:`oneshot.training.distributed.fit_distributed` and, with
     ``global_mining``, an online loss mines the global batch. Use :func:`run_experiment` for
-    several worker processes (it gives the non-chief workers a private folder).
+    several worker processes (it gives the non-chief workers a private folder). Without one,
+    ``loop`` (:data:`LOOPS`) says how it trains: ``"graph"``
+    (:func:`oneshot.training.loop.fit_loop`) or ``"fit"`` (``model.fit``), to the same numbers.
     """
     run_dir = Path(run_dir)
+    check_loop(loop)
     config = pinned(config)
     name, strategy = _resolve(strategy)
     training = training_record(name, global_mining)
@@ -132,12 +141,20 @@ def train_run(
     with FolderLock(run_dir):
         return _train_locked(
             config, run_dir, data_dir, seed, resume, overwrite, strategy, extra_callbacks, data,
-            training,
+            training, loop,
         )  # fmt: skip
 
 
+def check_loop(loop: str) -> None:
+    """A ValueError unless ``loop`` is one of :data:`LOOPS`."""
+    if loop not in LOOPS:
+        raise ValueError(
+            f"Invalid value for argument `loop`. Expected one of {LOOPS}. Received: loop={loop!r}"
+        )
+
+
 def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
-                  extra_callbacks, data, training) -> keras.Model:  # fmt: skip
+                  extra_callbacks, data, training, loop="graph") -> keras.Model:  # fmt: skip
     from oneshot.saving import load_model
 
     model_path = run_dir / MODEL_FILE
@@ -202,6 +219,11 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
                 model, strategy, dataset, initial_epoch=first, epochs=last,
                 steps_per_epoch=chunk, callbacks=callbacks, verbose=2,
             )  # fmt: skip
+        elif loop == "graph":
+            fit_loop(
+                model, dataset, initial_epoch=first, epochs=last, steps_per_epoch=chunk,
+                callbacks=callbacks, verbose=2,
+            )  # fmt: skip
         else:
             model.fit(
                 dataset,
@@ -253,6 +275,7 @@ def run_experiment(
     command: str = "",
     data: RunData | tuple[LabelledImages, LabelledImages] | None = None,
     global_mining: bool = True,
+    loop: str = "graph",
 ) -> dict[str, Any]:
     """Train (and evaluate) every run of ``experiment`` under ``out``; return the summary.
 
@@ -266,12 +289,14 @@ def run_experiment(
     A run that holds out classes is evaluated on ``RunData.test``: for MNIST the test split's
     images of those classes, not the training-split images its monitor chose the checkpoint on.
 
-    Under a ``strategy`` (:mod:`oneshot.training.distributed`) every run trains with the
+    Without a strategy, ``loop`` says how the runs train (:func:`train_run`). Under a
+    ``strategy`` (:mod:`oneshot.training.distributed`) every run trains with the
     distributed step, and only the chief writes ``out``: another worker trains in a private
     temporary folder (from the chief's checkpoint on resume), evaluates nothing, prints its
     weights' fingerprint and returns ``{"worker": ..., "runs": {name: {"weights": ...}}}``.
     """
     out = Path(out)
+    check_loop(loop)
     experiment = dataclasses.replace(experiment, runs=tuple(pinned(c) for c in experiment.runs))
     training = training_record(strategy, global_mining)
     distribution = get_strategy(strategy)  # once per process (a multi-worker one cannot twice)
@@ -311,7 +336,7 @@ def run_experiment(
             data = first if i == 0 else load_train_and_test(config, data_dir)
             model = _train_locked(
                 config, run_dir, data_dir, seed, states[config.name] in ("resume", "finished"),
-                states[config.name] == "overwrite", distribution, None, data, training,
+                states[config.name] == "overwrite", distribution, None, data, training, loop,
             )  # fmt: skip
             if training:
                 print(f"{task_name(distribution)}: {config.name} weights "
