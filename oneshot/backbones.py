@@ -36,7 +36,7 @@ from pathlib import Path
 import keras
 from keras import layers, ops
 
-from oneshot.cli import UsageError
+from oneshot.errors import UsageError
 
 BACKBONE_NAME = "backbone"
 

@@ -20,15 +20,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from oneshot.errors import UsageError  # noqa: F401  (the command lines' error, re-exported)
 from oneshot.names import DISTANCES
 from oneshot.startup import start_tensorflow_quietly
 
 EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """A problem with the command, its data or its output folder that the user can fix; the
-    command lines print its message without a traceback."""
 
 
 class CommandParser(argparse.ArgumentParser):

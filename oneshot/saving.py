@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from oneshot.cli import UsageError
+from oneshot.errors import UsageError
 
 EXPECTED = (
     "a Keras 3 model file (.keras: a zip archive holding config.json, metadata.json and "

@@ -25,7 +25,7 @@ from oneshot.applications.inputs import (
     read_image_folder,
     scorer_for,
 )
-from oneshot.cli import UsageError
+from oneshot.errors import UsageError
 from oneshot.inference import Scorer
 from oneshot.names import DISTANCES
 

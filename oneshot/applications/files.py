@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from oneshot.cli import UsageError
+from oneshot.errors import UsageError
 
 
 class OutputFileError(UsageError, ValueError):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from oneshot.applications.files import atomic_write
-from oneshot.cli import UsageError
+from oneshot.errors import UsageError
 from oneshot.saving import describe_file
 
 FORMAT = "oneshot.EmbeddingIndex"

@@ -35,9 +35,9 @@ import numpy as np
 from oneshot.applications.files import atomic_write
 from oneshot.applications.identity import ModelIdentity, embedding_network
 from oneshot.applications.inputs import scorer_for
-from oneshot.cli import UsageError
 from oneshot.data.labels import check_labels
 from oneshot.distances import Distance, get_distance, paired_distances
+from oneshot.errors import UsageError
 from oneshot.evaluation.episodes import distances_by_index
 from oneshot.evaluation.verification import (
     first_n_pairs,

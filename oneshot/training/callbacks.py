@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
-from oneshot.cli import UsageError
 from oneshot.data.datasets import LabelledImages
+from oneshot.errors import UsageError
 
 if TYPE_CHECKING:
     from oneshot.distances import Distance

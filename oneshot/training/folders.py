@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from oneshot.cli import UsageError
+from oneshot.errors import UsageError
 from oneshot.runs import EXPERIMENT_FILE, HISTORY_FILE, MODEL_FILE
 from oneshot.training.callbacks import BACKUP_DIR
 from oneshot.training.configs import RunConfig

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from oneshot.cli import UsageError
+from oneshot.errors import UsageError
 
 LOCK_FILE = ".lock"
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import keras
 
-from oneshot.cli import UsageError
+from oneshot.errors import UsageError
 from oneshot.runs import CONFIG_FILE, MODEL_FILE
 from oneshot.training.configs import CHECKSUM_PREFIX, RunConfig
 
