@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,3 +44,17 @@ def _seed_everything():
 
     keras.utils.set_random_seed(1234)
     yield
+
+
+def run_script_for_json(script: Path, *args: str) -> dict:
+    """Run a test's Python script in a fresh interpreter (TensorFlow quiet) and return the JSON
+    object on the last line of its output (a strategy needs a process of its own)."""
+    out = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])

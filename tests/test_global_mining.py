@@ -15,15 +15,11 @@ saved compiled model, and refuses what is not a Keras loss.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import run_script_for_json
 
 import oneshot
 from oneshot.data import load_mnist
@@ -191,15 +187,7 @@ def strategy_results(tmp_path_factory, data_dir) -> dict:
     """The strategy script's measurements (one subprocess for every strategy check)."""
     script = tmp_path_factory.mktemp("global") / "global_mining.py"
     script.write_text(STRATEGY_SCRIPT)
-    out = subprocess.run(
-        [sys.executable, str(script), str(data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_script_for_json(script, str(data_dir))
 
 
 @pytest.mark.parametrize("name", CASES)

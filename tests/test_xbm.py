@@ -11,14 +11,12 @@ mirrored strategy whose replicas enqueue the global batch and sum to the one-dev
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import run_script_for_json
 
 import oneshot
 from oneshot.distances import LpDistance
@@ -396,15 +394,7 @@ print(json.dumps({
 def strategy_results(tmp_path_factory) -> dict:
     script = tmp_path_factory.mktemp("xbm") / "xbm_mirrored.py"
     script.write_text(STRATEGY_SCRIPT)
-    out = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_script_for_json(script)
 
 
 def test_replicas_enqueue_the_global_batch_and_sum_to_the_one_device_loss(strategy_results):
