@@ -69,7 +69,7 @@ def child(strategy_name: str, global_mining: bool, steps: int, repeats: int) -> 
     from oneshot.losses import GlobalBatchLoss, TripletMarginLoss
     from oneshot.miners import BatchHardMiner
     from oneshot.models import build_online
-    from oneshot.networks import build_network
+    from oneshot.models.networks import build_network
     from oneshot.training.distributed import DistributedStep, replica_slices
 
     if strategy_name in ("none", "default"):

@@ -140,8 +140,8 @@ def scorers(args) -> list[tuple[str, object, int]]:
 
     import oneshot.losses  # noqa: F401  (registers the serializable classes for loading)
     import oneshot.models  # noqa: F401
-    from oneshot.inference import Scorer
-    from oneshot.networks import conv4
+    from oneshot.evaluation.scoring import Scorer
+    from oneshot.models.networks import conv4
 
     out = []
     for size in [int(s) for s in args.image_sizes.split(",") if s]:

@@ -128,7 +128,7 @@ def time_all(sizes: list[int], warmup: int, repeats: int) -> dict:
     import keras
     import tensorflow as tf
 
-    from oneshot.networks import conv4
+    from oneshot.models.networks import conv4
 
     IMAGES, LABELS, EMBEDDINGS = _specs()  # noqa: N806
     results = {}

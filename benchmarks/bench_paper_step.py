@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import header, median_seconds, set_threads, write_table  # noqa: E402
 
-from oneshot.cli import EXIT_USAGE, CommandParser  # noqa: E402
+from oneshot.cli.common import EXIT_USAGE, CommandParser  # noqa: E402
 from oneshot.training.configs import PRECISIONS  # noqa: E402
 
 

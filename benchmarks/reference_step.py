@@ -7,7 +7,7 @@ use ``oneshot.losses``, ``oneshot.miners`` or ``oneshot.distances``, so a slow o
 package cannot hide in both sides of the comparison. Two variants of the same step, conv4 width
 64 (or ``width``), embedding 64, compiled with ``tf.function`` and ``tf.GradientTape``:
 
-- ``keras-layers``: the conv4 layers of ``oneshot.networks.conv4`` (only the network is shared)
+- ``keras-layers``: the conv4 layers of ``oneshot.models.networks.conv4`` (only the network is shared)
   and ``keras.optimizers.Adam``;
 - ``tf.nn``: everything in raw TensorFlow: the conv4 architecture with ``tf.nn.conv2d`` /
   ``moments`` / ``max_pool2d`` on ``tf.Variable``s and a hand-written Adam.
@@ -127,7 +127,7 @@ def reference_step(variant: str, image_size: int, width: int = 64):
         tf.TensorSpec((None,), tf.int32),
     ]
     if variant == "keras-layers":
-        from oneshot.networks import conv4
+        from oneshot.models.networks import conv4
 
         net = conv4((image_size, image_size, 1), embedding_dim=64, width=width)
         optimizer = keras.optimizers.Adam(1e-3)

@@ -2,7 +2,7 @@
 output folder that refuses a run).
 
 It lives below every other module so that the library can raise it without importing a command
-line; the command lines (``oneshot.cli``) print its message as one ``error:`` line and exit
+line; the command lines (``oneshot.cli.common``) print its message as one ``error:`` line and exit
 with status 2.
 """
 

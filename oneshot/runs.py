@@ -77,7 +77,7 @@ class Run:
     def scorer(self):
         """The model's ``Scorer``: its learned metric or the distance it was trained with, and
         the run's test-time shift averaging."""
-        from oneshot.inference import Scorer
+        from oneshot.evaluation.scoring import Scorer
 
         return Scorer.from_model(
             self.model, distance=self.config.eval_distance, shifts=self.config.test_shifts
@@ -100,7 +100,7 @@ class Run:
 
 def load_run(run_dir: str | Path) -> Run:
     """Load a finished run folder (clear errors for a folder that is not one)."""
-    from oneshot.saving import load_model
+    from oneshot.models.saving import load_model
     from oneshot.training.configs import RunConfig
 
     run_dir = Path(run_dir)

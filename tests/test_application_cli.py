@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from oneshot import cluster as cluster_cli
-from oneshot import identify as identify_cli
-from oneshot import index as index_cli
-from oneshot import novelty as novelty_cli
-from oneshot import verify as verify_cli
+from oneshot.cli import cluster as cluster_cli
+from oneshot.cli import identify as identify_cli
+from oneshot.cli import index as index_cli
+from oneshot.cli import novelty as novelty_cli
+from oneshot.cli import verify as verify_cli
 from oneshot.data import load_mnist
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -297,7 +297,14 @@ def test_module_entry_point_prints_one_error_line(folders, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    cmd = [sys.executable, "-m", "oneshot.index", "build", "--model", str(folders / "model.keras")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "oneshot.cli.index",
+        "build",
+        "--model",
+        str(folders / "model.keras"),
+    ]
     cmd += ["--images", str(empty), "--out", str(tmp_path / "x.npz")]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 2, done.stderr

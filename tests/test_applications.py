@@ -39,13 +39,13 @@ from oneshot.applications import (
     search_quality,
     verifier_path,
 )
-from oneshot.applications.identity import ModelIdentity
 from oneshot.applications.verify import pair_distances
 from oneshot.data import DataError, load_mnist, load_omniglot, resize_area, to_grayscale
 from oneshot.distances import pairwise_dissimilarity_numpy
 from oneshot.evaluation import retrieval_metrics
-from oneshot.networks import conv4
-from oneshot.saving import load_model
+from oneshot.models.identity import ModelIdentity
+from oneshot.models.networks import conv4
+from oneshot.models.saving import load_model
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 MNIST_MODEL = RESULTS / "mnist-triplet" / "triplet" / "model.keras"

@@ -16,7 +16,13 @@ import keras
 import numpy as np
 import pytest
 
-from oneshot.backbones import (
+from oneshot.cli.common import UsageError
+from oneshot.data.samplers import pk_dataset
+from oneshot.evaluation.scoring import Scorer
+from oneshot.losses import TripletMarginLoss
+from oneshot.miners import BatchHardMiner
+from oneshot.models import build_online, saveable_model
+from oneshot.models.backbones import (
     FAMILY_MODES,
     ImageNetPreprocessing,
     WeightsUnavailableError,
@@ -27,14 +33,8 @@ from oneshot.backbones import (
     preprocessing_mode,
     set_backbone_trainable,
 )
-from oneshot.cli import UsageError
-from oneshot.data.samplers import pk_dataset
-from oneshot.inference import Scorer
-from oneshot.losses import TripletMarginLoss
-from oneshot.miners import BatchHardMiner
-from oneshot.models import build_online, saveable_model
-from oneshot.networks import build_network
-from oneshot.saving import load_model
+from oneshot.models.networks import build_network
+from oneshot.models.saving import load_model
 
 REQUIRED = ("MobileNetV3Small", "EfficientNetB0", "ResNet50")
 SIZE = 32

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from oneshot.train import build_experiment, parse_args
+from oneshot.cli.train import build_experiment, parse_args
 from oneshot.training.runner import training_record
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -42,7 +42,7 @@ def test_committed_config_is_what_the_recorded_command_builds(path):
     record = _experiment_record(path.parent)
     command = record.get("commands", {}).get(saved["name"]) or record["command"]
     argv = shlex.split(command)
-    assert argv[:3] == ["python", "-m", "oneshot.train"], command
+    assert argv[:3] == ["python", "-m", "oneshot.cli.train"], command
     args = parse_args(argv[3:])
     runs = {r.name: r for r in build_experiment(args).runs}
     assert saved["name"] in runs, (command, saved["name"])

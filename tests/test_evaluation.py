@@ -27,7 +27,7 @@ from oneshot.evaluation import (
     verification_from_distances,
 )
 from oneshot.evaluation.lake import ink_points
-from oneshot.inference import Scorer
+from oneshot.evaluation.scoring import Scorer
 
 
 def flat_scorer(shape=(4,), distance="euclidean") -> Scorer:
@@ -387,7 +387,7 @@ def test_learned_metric_path_matches_full_matrix():
 
 def test_nearest_neighbours_matches_brute_force():
     from oneshot.evaluation import nearest_neighbours
-    from oneshot.inference import Scorer
+    from oneshot.evaluation.scoring import Scorer
 
     rng = np.random.default_rng(0)
     embeddings = rng.normal(size=(30, 4)).astype(np.float32)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from oneshot.cli.data import main
 from oneshot.data import LabelledImages, load_image_folder, load_mnist, load_omniglot
-from oneshot.data.__main__ import main
 from oneshot.data.export import export_image_folder, first_per_class
 
 

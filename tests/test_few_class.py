@@ -154,8 +154,8 @@ def test_init_from_refuses_another_network_or_a_missing_file(tmp_path):
 def test_few_class_runs_are_the_intended_recipes(monkeypatch, data_dir):
     """The study's runs differ from ``best-chunk`` in exactly their recipe, validate, and the
     study's command pins the committed Omniglot network, whose 35x35 input MNIST is resized to."""
+    from oneshot.cli.train import check_args, parse_args
     from oneshot.experiments.few_class import OMNIGLOT_MODEL
-    from oneshot.train import check_args, parse_args
     from oneshot.training.pretrained import file_checksum
     from oneshot.training.setup import load_train_and_test
 
@@ -200,8 +200,8 @@ def test_few_class_runs_are_the_intended_recipes(monkeypatch, data_dir):
 
 
 def test_the_study_says_how_to_make_a_missing_omniglot_network(tmp_path, monkeypatch):
-    from oneshot.cli import UsageError
-    from oneshot.train import check_args, parse_args
+    from oneshot.cli.common import UsageError
+    from oneshot.cli.train import check_args, parse_args
 
     monkeypatch.chdir(tmp_path)  # no results/ here
     argv = ["--experiment", "mnist-few-class", "--runs", "omniglot-init,readme"]

@@ -27,7 +27,7 @@ from oneshot.data.samplers import pk_dataset
 from oneshot.losses import GlobalBatchLoss, ProxyAnchorLoss, SupConLoss, TripletMarginLoss
 from oneshot.miners import BatchHardMiner
 from oneshot.models import DISTANCE_TAG, LOSS_HEAD, build_online, loss_head
-from oneshot.networks import build_network
+from oneshot.models.networks import build_network
 
 RTOL = 1e-5
 
@@ -47,7 +47,7 @@ from oneshot.losses import (ContrastiveLoss, GlobalBatchLoss, MultiSimilarityLos
                             ProxyAnchorLoss, SupConLoss, TripletMarginLoss)
 from oneshot.miners import BatchAllMiner, BatchHardMiner, SemiHardMiner
 from oneshot.models import build_online
-from oneshot.networks import build_network
+from oneshot.models.networks import build_network
 
 LOSSES = {
     "batch_hard": lambda **kw: TripletMarginLoss(miner=BatchHardMiner(), **kw),

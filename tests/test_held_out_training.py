@@ -211,8 +211,8 @@ def test_baselines_and_warning_in_metrics_after_one_step(tmp_path, data_dir):
 def test_an_early_stop_reports_the_steps_it_trained(tmp_path, data_dir, monkeypatch):
     """Held-out accuracy falls after the first chunk: with patience 1 the run stops after the
     second chunk, and the summary says 4 of the 8 steps asked, as the train command prints."""
+    from oneshot.cli.train import steps_line
     from oneshot.experiments import Experiment
-    from oneshot.train import steps_line
     from oneshot.training import runner
     from oneshot.training.runner import run_experiment
 

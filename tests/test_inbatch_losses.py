@@ -41,7 +41,7 @@ from oneshot.miners import (
     SemiHardMiner,
 )
 from oneshot.models import build_online
-from oneshot.networks import conv4
+from oneshot.models.networks import conv4
 from oneshot.reducers import (
     MeanNonZeroReducer,
     MeanReducer,

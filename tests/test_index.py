@@ -27,7 +27,7 @@ from oneshot.applications import (
 from oneshot.data import load_mnist
 from oneshot.distances import CosineSimilarity, LpDistance
 from oneshot.models import build_online
-from oneshot.networks import conv4
+from oneshot.models.networks import conv4
 
 K = 10
 needs_faiss = pytest.mark.skipif(

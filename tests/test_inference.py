@@ -16,11 +16,11 @@ from oneshot.data.augment import rotate
 from oneshot.data.samplers import pk_dataset
 from oneshot.distances import CosineSimilarity, LpDistance
 from oneshot.evaluation.episodes import nway_accuracy
-from oneshot.inference import Scorer, shifted_views, trained_distance
+from oneshot.evaluation.scoring import Scorer, shifted_views, trained_distance
 from oneshot.losses import TripletMarginLoss
 from oneshot.miners import BatchHardMiner
 from oneshot.models import build_online, build_triplet
-from oneshot.networks import conv4
+from oneshot.models.networks import conv4
 from oneshot.training.callbacks import EpisodeMonitor
 
 
@@ -85,7 +85,7 @@ def test_rotation_views_join_the_shift_views_in_the_average():
 def test_large_sets_are_embedded_in_blocks_with_the_same_numbers(data_dir, monkeypatch):
     """Blocks of whole batches (only a block is converted to float at once) give the embeddings
     of one call, shift averaging included, and a bad block is refused like the whole set."""
-    from oneshot import inference
+    from oneshot.evaluation import scoring as inference
 
     images = load_mnist("test", data_dir=data_dir).images[:300]
     for shifts in (0, 1):
@@ -220,7 +220,7 @@ def test_saved_models_load_in_a_fresh_process_after_only_import_oneshot(trained)
     script = (
         "import sys, keras, oneshot\n"
         "models = [keras.saving.load_model(p) for p in sys.argv[1:]]\n"
-        "from oneshot.inference import Scorer\n"
+        "from oneshot.evaluation.scoring import Scorer\n"
         "for m in models: print(repr(Scorer.from_model(m).distance))\n"
     )
     done = subprocess.run([sys.executable, "-c", script, *paths], capture_output=True, text=True,

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from oneshot.data import load_mnist, to_model_input
 from oneshot.distances import CosineSimilarity, LpDistance, get_distance, pairwise_distances
-from oneshot.inference import Scorer
+from oneshot.evaluation.scoring import Scorer
 from oneshot.losses import (
     TripletMarginLoss,
     contrastive_loss,
@@ -25,7 +25,7 @@ from oneshot.models import (
     build_triplet,
     siamese_loss,
 )
-from oneshot.networks import conv4
+from oneshot.models.networks import conv4
 
 SHAPE = (28, 28, 1)
 

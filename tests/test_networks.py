@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from oneshot.networks import (
+from oneshot.models.networks import (
     NETWORKS,
     build_network,
     conv4,

@@ -36,7 +36,7 @@ from oneshot.losses import (
 )
 from oneshot.miners import DistanceWeightedMiner, HardPairMiner, MultiSimilarityMiner
 from oneshot.models import build_online
-from oneshot.networks import conv4
+from oneshot.models.networks import conv4
 from oneshot.reducers import PerAnchorReducer, SumReducer
 
 F64 = "float64"

@@ -60,7 +60,7 @@ def test_mixed_network_computes_in_bfloat16_and_is_saved_in_float32(data_dir):
 
 @pytest.mark.filterwarnings("error:Skipping variable loading for optimizer")
 def test_a_mixed_run_trains_and_saves_a_float32_model(tmp_path, data_dir):
-    from oneshot.saving import load_model
+    from oneshot.models.saving import load_model
     from oneshot.training.runner import train_run
 
     config = tiny_run(precision="mixed_bfloat16")

@@ -40,7 +40,7 @@ from oneshot.losses import (
     sphereface_lambda,
 )
 from oneshot.models import DISTANCE_TAG, LOSS_HEAD, build_online, saveable_model
-from oneshot.networks import conv4
+from oneshot.models.networks import conv4
 from oneshot.training.callbacks import RunCheckpoint, read_checkpoint, restore_checkpoint
 
 F64 = "float64"
@@ -495,7 +495,7 @@ def test_margin_softmax_learns_an_embedding_when_its_classes_recur(name, mnist, 
     or the logits would leave it near the untrained network. (On Omniglot's 3,856 classes and
     1,000 steps, each class weight is seen about 8 times; see results/README.md.)"""
     from oneshot.evaluation import nway_accuracy
-    from oneshot.inference import Scorer
+    from oneshot.evaluation.scoring import Scorer
 
     test = load_mnist("test", data_dir)
     keep = np.arange(2000)

@@ -77,7 +77,7 @@ def subprocess_env() -> dict[str, str]:
     ],
 )
 def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, bad, message):
-    from oneshot.train import main
+    from oneshot.cli.train import main
 
     out = tmp_path / "out"
     assert main(["--experiment", "mnist-triplet", "--out", str(out), *bad]) == 2
@@ -88,7 +88,7 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, bad, messag
 
 
 def test_missing_offline_data_says_what_to_do_first(tmp_path, capsys):
-    from oneshot.train import main
+    from oneshot.cli.train import main
 
     empty = tmp_path / "data"
     empty.mkdir()
@@ -108,8 +108,8 @@ def test_missing_offline_data_says_what_to_do_first(tmp_path, capsys):
 
 
 def test_no_data_and_no_network_starts_with_what_to_do(tmp_path, monkeypatch, capsys):
+    from oneshot.cli.train import main
     from oneshot.data import sources
-    from oneshot.train import main
 
     monkeypatch.delenv("ONESHOT_DATA_DIR", raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
@@ -126,7 +126,7 @@ def test_no_data_and_no_network_starts_with_what_to_do(tmp_path, monkeypatch, ca
 
 
 def test_corrupt_data_file_is_one_message(tmp_path, capsys):
-    from oneshot.train import main
+    from oneshot.cli.train import main
 
     (tmp_path / "data" / "mnist").mkdir(parents=True)
     (tmp_path / "data" / "mnist" / "mnist.npz").write_bytes(b"not an npz")
@@ -146,7 +146,7 @@ def test_corrupt_data_file_is_one_message(tmp_path, capsys):
 
 
 def test_data_check_exits_2_on_missing_data(tmp_path, capsys):
-    from oneshot.data.__main__ import main
+    from oneshot.cli.data import main
 
     assert main(["--check", "--data-dir", str(tmp_path)]) == 2
     assert "Traceback" not in capsys.readouterr().err
@@ -166,7 +166,7 @@ time.sleep(120)
 
 
 def test_a_second_run_into_a_locked_folder_fails_at_once(tmp_path, data_dir, capsys):
-    from oneshot.train import main
+    from oneshot.cli.train import main
     from oneshot.training.lock import FolderLock, RunLockedError
     from oneshot.training.runner import train_run
 
@@ -357,7 +357,7 @@ def test_nan_stop_keeps_the_last_good_checkpoint_and_names_it(tmp_path, data_dir
 
 
 def test_loading_what_is_not_a_model_says_what_it_is(tmp_path):
-    from oneshot.saving import ModelFileError, load_model
+    from oneshot.models.saving import ModelFileError, load_model
 
     text = tmp_path / "model.keras"
     text.write_text("hello\n")
@@ -389,7 +389,7 @@ def test_loading_what_is_not_a_model_says_what_it_is(tmp_path):
 
 
 def test_evaluate_cli_reports_a_non_model_in_one_line(tmp_path, capsys):
-    from oneshot.evaluate import main
+    from oneshot.cli.evaluate import main
 
     text = tmp_path / "model.keras"
     text.write_text("hello\n")
@@ -400,7 +400,7 @@ def test_evaluate_cli_reports_a_non_model_in_one_line(tmp_path, capsys):
 
 def test_overwrite_with_missing_data_keeps_the_old_run(tmp_path, capsys):
     """--overwrite deletes the old run only once the new one can start (its data loaded)."""
-    from oneshot.train import main
+    from oneshot.cli.train import main
 
     out = tmp_path / "out"
     run_dir = out / get_experiment("mnist-triplet").runs[0].name

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from oneshot import compare, runs
+from oneshot import runs
+from oneshot.cli import compare
 from oneshot.evaluation.seeds import paired_difference, seed_summary
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"

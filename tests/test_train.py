@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 
+from oneshot.cli.train import parse_args
 from oneshot.experiments import (
     EXPERIMENTS,
     Experiment,
@@ -27,7 +28,6 @@ from oneshot.experiments import (
 )
 from oneshot.losses import TripletMarginLoss
 from oneshot.miners import BatchHardMiner
-from oneshot.train import parse_args
 
 TINY = dict(
     dataset="mnist",
@@ -222,7 +222,7 @@ tf.config.set_logical_device_configuration(
     [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 import keras
 from oneshot.models import build_triplet
-from oneshot.networks import build_network
+from oneshot.models.networks import build_network
 rng = np.random.default_rng(0)
 x = [rng.random((16, 16, 16, 1), dtype=np.float32) for _ in range(3)]
 def make():
@@ -257,7 +257,7 @@ def test_mirrored_strategy_reduces_the_loss_like_one_device():
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory, data_dir):
     """One real end-to-end CLI run (tiny step count), shared by the output and compare tests."""
-    from oneshot.train import main
+    from oneshot.cli.train import main
 
     out = tmp_path_factory.mktemp("cli") / "contrastive-run"
     argv = ["--experiment", "mnist-siamese-contrastive", "--steps", "4", "--episodes", "50",
@@ -286,7 +286,7 @@ def test_cli_writes_a_complete_run_folder(cli_run):
 
 
 def test_cli_refuses_to_overwrite_a_finished_run(cli_run, capsys):
-    from oneshot.train import main
+    from oneshot.cli.train import main
 
     out, argv = cli_run
     assert main(argv) == 2
@@ -300,7 +300,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 def test_cli_refused_runs_leave_the_folder_byte_identical(cli_run, capsys):
     """Other settings on a finished run: refused, and neither experiment.json nor the run's
     metrics and summary are rewritten; --resume names the settings that differ."""
-    from oneshot.train import main
+    from oneshot.cli.train import main
 
     out, argv = cli_run
     before = _snapshot(out)
@@ -329,7 +329,7 @@ def test_cli_final_summary_has_one_unit_per_kind_and_the_run_folder(cli_run):
 
 
 def test_compare_plots_and_tabulates_runs(cli_run, tmp_path, capsys):
-    from oneshot.compare import main
+    from oneshot.cli.compare import main
 
     out, _ = cli_run
     figure = tmp_path / "cmp.png"
@@ -418,7 +418,7 @@ def test_validation_alphabets_and_rotations_need_omniglot(tmp_path, data_dir):
 
 
 def test_threads_flag_is_validated(capsys):
-    from oneshot.train import main
+    from oneshot.cli.train import main
 
     assert main(["--experiment", "mnist-best", "--threads", "0"]) == 2
     assert "--threads" in capsys.readouterr().err
@@ -468,7 +468,7 @@ def test_run_labels_grow_until_they_differ(tmp_path):
 )  # fmt: skip
 def test_argparse_errors_are_one_line_pointing_to_help(tmp_path, capsys, argv, message):
     """A bad argument argparse itself refuses: one error line (not the usage block), exit 2."""
-    from oneshot.train import main
+    from oneshot.cli.train import main
 
     with pytest.raises(SystemExit) as stop:
         main([*argv, "--out", str(tmp_path / "out")] if "--out" not in argv else argv)

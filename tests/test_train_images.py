@@ -33,7 +33,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def images_run(tmp_path_factory, data_dir):
     """One CLI run on a 10-class folder (4 steps), shared by the tests of its output."""
-    from oneshot.train import main
+    from oneshot.cli.train import main
 
     root = tmp_path_factory.mktemp("images")
     folder = export_digits(root / "digits", data_dir)
@@ -77,7 +77,7 @@ def test_images_writes_a_complete_run_folder(images_run):
 
 
 def test_images_resume_re_evaluates_and_refuses_a_changed_folder(images_run, capsys):
-    from oneshot.train import main
+    from oneshot.cli.train import main
 
     folder, out, argv, _, _ = images_run
     assert main([*argv, "--resume"]) == 0  # finished: loaded and evaluated again
@@ -128,7 +128,7 @@ def _unreadable(root: Path, data_dir: Path) -> Path:
 
 def _with_35px_network(root: Path, data_dir: Path) -> Path:
     """Digits, and beside them a bare conv4 network for 35x35 images (an omniglot-best's)."""
-    from oneshot.networks import build_network
+    from oneshot.models.networks import build_network
 
     export_digits(root, data_dir, classes=4, per_class=3)
     build_network("conv4", (35, 35, 1), 64, width=64).save(root.parent / "omniglot.keras")
@@ -185,7 +185,7 @@ def _not_square(root: Path, data_dir: Path) -> Path:
 )  # fmt: skip
 def test_bad_images_input_is_one_line_and_writes_nothing(tmp_path, data_dir, capsys, make, extra,
                                                          message):  # fmt: skip
-    from oneshot.train import main
+    from oneshot.cli.train import main
 
     folder = tmp_path / "folder"
     if make is not None:
@@ -201,7 +201,7 @@ def test_bad_images_input_is_one_line_and_writes_nothing(tmp_path, data_dir, cap
 
 
 def test_folder_flags_need_images(tmp_path, capsys):
-    from oneshot.train import main
+    from oneshot.cli.train import main
 
     out = tmp_path / "out"
     assert main(["--experiment", "mnist-best", "--image-size", "32", "--out", str(out)]) == 2
@@ -222,7 +222,7 @@ def test_folder_flags_need_images(tmp_path, capsys):
     ],
 )
 def test_augment_and_patience_flags_reach_the_run(tmp_path, data_dir, extra, augment, patience):
-    from oneshot.train import build_folder_experiment, parse_args
+    from oneshot.cli.train import build_folder_experiment, parse_args
 
     folder = export_digits(tmp_path / "digits", data_dir, classes=6, per_class=3)
     args = parse_args(["--images", str(folder), *extra])
@@ -249,7 +249,7 @@ def test_the_recommended_recipe_is_the_few_class_studys_best_from_scratch():
 @pytest.mark.parametrize("extra, size", [([], 30), (["--image-size", "24"], 24)])
 def test_non_square_images_are_resized_with_a_note_on_their_aspect_ratio(tmp_path, data_dir,
                                                                          capsys, extra, size):  # fmt: skip
-    from oneshot.train import parse_args, read_folder
+    from oneshot.cli.train import parse_args, read_folder
 
     folder = _not_square(tmp_path / "folder", data_dir)
     args = parse_args(["--images", str(folder), *extra])
@@ -264,7 +264,7 @@ def test_non_square_images_are_resized_with_a_note_on_their_aspect_ratio(tmp_pat
 def test_a_four_class_folder_trains_and_warns_that_2_way_episodes_say_little(tmp_path, data_dir):
     """The smallest folder that validates (2 classes to train, 2 held out, named): its numbers
     come from 2-way episodes, which the summary and metrics.json flag whatever the scores."""
-    from oneshot.train import main
+    from oneshot.cli.train import main
 
     folder = export_digits(tmp_path / "digits", data_dir, classes=4, per_class=6)
     out = tmp_path / "out"

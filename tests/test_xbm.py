@@ -29,7 +29,7 @@ from oneshot.losses import (
 )
 from oneshot.miners import BatchHardMiner
 from oneshot.models import LOSS_HEAD, build_online, saveable_model
-from oneshot.networks import build_network
+from oneshot.models.networks import build_network
 from oneshot.reducers import MeanReducer
 
 RTOL, ATOL = 1e-5, 1e-6
@@ -328,7 +328,7 @@ from oneshot.distances import LpDistance
 from oneshot.losses import CrossBatchMemory, GlobalBatchLoss, TripletMarginLoss
 from oneshot.miners import BatchHardMiner
 from oneshot.models import build_online
-from oneshot.networks import build_network
+from oneshot.models.networks import build_network
 from oneshot.reducers import MeanReducer
 
 def make():

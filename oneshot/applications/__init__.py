@@ -12,8 +12,8 @@ evaluation), each task with its standard metric.
   identification (``identify``: rank-1; ``open_set``: DIR at a FAR), clustering (``cluster``:
   k-means / agglomerative, NMI and AMI), novelty detection (``novelty``: AUROC).
 
-Command lines: ``python -m oneshot.index``, ``oneshot.verify``, ``oneshot.identify``,
-``oneshot.cluster``, ``oneshot.novelty`` (each with ``--help``).
+Command lines: ``python -m oneshot.index``, ``oneshot.cli.verify``, ``oneshot.cli.identify``,
+``oneshot.cli.cluster``, ``oneshot.cli.novelty`` (each with ``--help``).
 """
 
 from oneshot.applications.cluster import ClusteringResult, cluster
@@ -27,7 +27,6 @@ from oneshot.applications.identify import (
     identify,
     open_set,
 )
-from oneshot.applications.identity import ModelIdentity, embedding_network, model_fingerprint
 from oneshot.applications.index import BACKENDS, EmbeddingIndex, SearchResult
 from oneshot.applications.inputs import (
     ModelImages,
@@ -48,6 +47,7 @@ from oneshot.applications.verify import (
     calibrate_threshold,
     verifier_path,
 )
+from oneshot.models.identity import ModelIdentity, embedding_network, model_fingerprint
 
 __all__ = [
     "BACKENDS",

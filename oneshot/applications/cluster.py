@@ -30,10 +30,10 @@ import numpy as np
 from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
 
+from oneshot.checks import check_choice, check_embeddings
 from oneshot.data.labels import check_labels
 from oneshot.distances import Distance, get_distance, pairwise_dissimilarity_numpy
 from oneshot.names import CLUSTER_METHODS, LINKAGES
-from oneshot.validation import check_choice, check_embeddings
 
 METHODS = CLUSTER_METHODS
 

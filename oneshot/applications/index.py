@@ -15,7 +15,7 @@ Backends, chosen by argument:
   exact, ``"hnsw"`` and ``"ivf"`` approximate (:mod:`oneshot.applications.faiss_backend`).
   Euclidean, squared Euclidean, cosine and dot product, on the exact backend's scale.
 
-Results are dissimilarities, smaller = more alike (the convention of ``oneshot.inference``):
+Results are dissimilarities, smaller = more alike (the convention of ``oneshot.evaluation.scoring``):
 ``1 - cos`` for cosine, the Euclidean distance itself (not its square) for ``LpDistance()``.
 
 Example:
@@ -43,12 +43,13 @@ from oneshot.applications.faiss_backend import (
     faiss_metric,
     import_faiss,
 )
-from oneshot.applications.identity import ModelIdentity, embedding_network
 from oneshot.applications.storage import IndexFileError, read_index_file, write_index_file
+from oneshot.checks import check_choice
 from oneshot.data.preprocess import to_model_input
 from oneshot.distances import Distance, get_distance
-from oneshot.inference import Scorer, trained_distance
-from oneshot.validation import check_choice
+from oneshot.evaluation.scoring import Scorer, trained_distance
+from oneshot.models.identity import ModelIdentity, embedding_network
+from oneshot.version import __version__
 
 BACKENDS = ("exact", "faiss")
 EMBED_FIRST = (
@@ -361,10 +362,8 @@ class EmbeddingIndex:
             path: the file, e.g. ``"gallery.npz"``.
             overwrite: replace an existing file. Defaults to False.
         """
-        import oneshot
-
         metadata = {
-            "oneshot_version": oneshot.__version__,
+            "oneshot_version": __version__,
             "distance": keras.saving.serialize_keras_object(self.distance),
             "backend": self.backend,
             "faiss_index": self.faiss_index,

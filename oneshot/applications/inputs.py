@@ -28,13 +28,13 @@ import keras
 import numpy as np
 from PIL import Image
 
-from oneshot.applications.identity import ModelIdentity, embedding_network
 from oneshot.data.decode import resize_area
 from oneshot.data.folders import COLOUR_MODES, load_image_folder, read_image
 from oneshot.data.preprocess import to_grayscale
 from oneshot.data.sources import DataError
 from oneshot.distances import Distance, get_distance
-from oneshot.inference import Scorer, trained_distance
+from oneshot.evaluation.scoring import Scorer, trained_distance
+from oneshot.models.identity import ModelIdentity, embedding_network
 
 MAX_ASPECT_CHANGE = 2.0  # resizing may stretch an image by at most this factor
 EMBED_CHUNK = 256  # images per embedding call when a progress bar is shown

@@ -21,7 +21,7 @@ import numpy as np
 
 from oneshot.applications.files import atomic_write
 from oneshot.errors import UsageError
-from oneshot.saving import describe_file
+from oneshot.models.saving import describe_file
 
 FORMAT = "oneshot.EmbeddingIndex"
 FORMAT_VERSION = 1

@@ -33,18 +33,18 @@ import keras
 import numpy as np
 
 from oneshot.applications.files import atomic_write
-from oneshot.applications.identity import ModelIdentity, embedding_network
 from oneshot.applications.inputs import scorer_for
 from oneshot.data.labels import check_labels
 from oneshot.distances import Distance, get_distance, paired_distances
 from oneshot.errors import UsageError
 from oneshot.evaluation.episodes import distances_by_index
+from oneshot.evaluation.scoring import Scorer
 from oneshot.evaluation.verification import (
     first_n_pairs,
     sample_balanced_pairs,
     verification_from_distances,
 )
-from oneshot.inference import Scorer
+from oneshot.models.identity import ModelIdentity, embedding_network
 
 FORMAT = "oneshot.Verifier"
 FORMAT_VERSION = 1
@@ -246,7 +246,7 @@ class Verifier:
             images: (N, H, W[, C]) held-out images.
             labels: (N,) their classes.
             far: the target false-accept rate. Defaults to 1e-3.
-            distance: None for the model's own (``oneshot.inference.trained_distance``).
+            distance: None for the model's own (``oneshot.evaluation.scoring.trained_distance``).
                 Defaults to None.
             shifts: test-time shift averaging (``Scorer(shifts=...)``). Defaults to 0.
             seed: seed of the balanced pairs of a large set. Defaults to 0.

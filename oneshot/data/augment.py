@@ -81,7 +81,7 @@ def random_affine(
 def rotate(images: tf.Tensor | np.ndarray, degrees: float) -> tf.Tensor:
     """Rotate every image of a batch by ``degrees`` (counter-clockwise on screen) about its
     centre, bilinear, zeros (background) filling the uncovered corners: the fixed views of
-    test-time rotation averaging (:class:`oneshot.inference.Scorer`).
+    test-time rotation averaging (:class:`oneshot.evaluation.scoring.Scorer`).
 
     Args:
         images: float (B, H, W, C) with background 0.

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from oneshot.checks import check_choice
 from oneshot.data import sources
 from oneshot.data.decode import (
     cached_variant,
@@ -31,7 +32,6 @@ from oneshot.data.decode import (
     transform_images,
 )
 from oneshot.data.sources import DataError
-from oneshot.validation import check_choice
 
 DATASETS = ("mnist", "omniglot")
 # Per dataset: (training split, test split).

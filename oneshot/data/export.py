@@ -1,6 +1,6 @@
 """Write labelled images out as a folder of class folders of PNG files: the layout
 ``load_image_folder`` reads, so a built-in set can stand in for a user's own images (to try the
-``oneshot.index``/``verify``/``identify``/``cluster``/``novelty`` commands, or notebook 08).
+``oneshot.cli.index``/``verify``/``identify``/``cluster``/``novelty`` commands, or notebook 08).
 
 ``out/<class>/<file>.png``; a class name with a ``/`` (Omniglot's ``"<alphabet>/<character>"``)
 gives the group level above the class folders. The folder is written under a temporary name and

@@ -1,6 +1,6 @@
 """Evaluation: N-way K-shot accuracy, Lake's runs, verification (ROC), CMC and retrieval metrics.
 
-Every metric works on embeddings computed once by a :class:`oneshot.inference.Scorer` (or on a
+Every metric works on embeddings computed once by a :class:`oneshot.evaluation.scoring.Scorer` (or on a
 plain distance matrix) and returns its number together with the protocol that produced it.
 """
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from oneshot.checks import check_embeddings
 from oneshot.data.labels import check_labels
-from oneshot.inference import Scorer
-from oneshot.validation import check_embeddings
+from oneshot.evaluation.scoring import Scorer
 
 K_SHOT_RULES = ("mean_distance", "prototype")
 _CHUNK_ELEMENTS = 1 << 22  # bound on the size of temporary random-key arrays

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.spatial import cKDTree
 
-from oneshot.inference import Scorer
+from oneshot.evaluation.scoring import Scorer
 
 PUBLISHED_HAUSDORFF_ERROR = 38.8
 _PROTOCOL = {

@@ -24,8 +24,8 @@ from oneshot.distances import distance_name
 from oneshot.evaluation.episodes import OneShotResult, nway_accuracy
 from oneshot.evaluation.lake import LakeRunLike, lake_evaluate
 from oneshot.evaluation.retrieval import cmc, retrieval_metrics
+from oneshot.evaluation.scoring import Scorer
 from oneshot.evaluation.verification import verification
-from oneshot.inference import Scorer
 from oneshot.names import check_protocols
 
 # (n_way, k_shot, within_alphabet) per dataset

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from oneshot.checks import check_embeddings
 from oneshot.data.labels import check_labels
 from oneshot.evaluation.episodes import class_table, episode_distances, mean_ci95, sample_episodes
-from oneshot.inference import Scorer
-from oneshot.validation import check_embeddings
+from oneshot.evaluation.scoring import Scorer
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import auc, roc_curve
 
+from oneshot.checks import check_embeddings
 from oneshot.data.labels import check_labels
 from oneshot.evaluation.episodes import class_table, distances_by_index
-from oneshot.inference import Scorer
-from oneshot.validation import check_embeddings
+from oneshot.evaluation.scoring import Scorer
 
 PAIR_MODES = ("balanced", "first_n")
 

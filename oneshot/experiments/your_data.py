@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from oneshot.checks import MIN_IMAGE_SIZE
 from oneshot.data.splits import ClassSpec
 from oneshot.experiments.base import EvalConfig, Experiment
 from oneshot.experiments.online import batch_hard_loss
 from oneshot.training.configs import OnlineRun
-from oneshot.validation import MIN_IMAGE_SIZE
 
 RECIPE_NAME = "recommended"
 RECIPE_STEPS = 1500

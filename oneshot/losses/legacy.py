@@ -12,13 +12,13 @@ from typing import Any
 
 import keras
 
+from oneshot.checks import check_choice
 from oneshot.losses.base import check_margin
 from oneshot.losses.contrastive import ContrastiveLoss
 from oneshot.losses.quadruplet import QuadrupletLoss
 from oneshot.losses.triplet import TripletMarginLoss
 from oneshot.miners import BatchAllMiner, BatchHardMiner, HardPairMiner, SemiHardMiner
 from oneshot.reducers import MeanNonZeroReducer, MeanReducer
-from oneshot.validation import check_choice
 
 TRIPLET_MINERS = ("batch_hard", "batch_all", "semi_hard")
 PAIR_MINERS = ("hard_pairs", "all")

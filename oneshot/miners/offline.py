@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from oneshot.checks import check_choice
 from oneshot.data.preprocess import to_model_input
 from oneshot.data.samplers import (
     ClassIndex,
@@ -21,7 +22,6 @@ from oneshot.data.samplers import (
     sample_triplet_indices,
 )
 from oneshot.distances import Distance, get_distance
-from oneshot.validation import check_choice
 
 KINDS = ("triplet", "quadruplet")
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from oneshot.checks import check_choice
 from oneshot.miners.base import (
     Miner,
     check_number,
@@ -22,7 +23,6 @@ from oneshot.miners.base import (
     register,
     sorted_negatives,
 )
-from oneshot.validation import check_choice
 
 SEMI_HARD_FALLBACKS = ("farthest", "hardest")
 

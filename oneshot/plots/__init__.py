@@ -9,7 +9,7 @@
 Each function returns its matplotlib Figure and, given ``path``, also saves it as a PNG.
 Importing this package leaves the matplotlib backend alone (a notebook keeps its inline or
 interactive one); the command lines choose the headless Agg backend themselves
-(:func:`oneshot.cli.use_headless_backend`).
+(:func:`oneshot.cli.common.use_headless_backend`).
 """
 
 from oneshot.plots.comparisons import plot_curves_by_group, plot_seed_intervals

@@ -21,9 +21,9 @@ from oneshot.data.datasets import LabelledImages
 from oneshot.data.splits import class_names
 from oneshot.evaluation.episodes import nway_accuracy
 from oneshot.evaluation.report import evaluate_scorer
+from oneshot.evaluation.scoring import Scorer
 from oneshot.evaluation.verification import sample_balanced_pairs
 from oneshot.experiments import EvalConfig, RunConfig
-from oneshot.inference import Scorer
 from oneshot.names import PROTOCOLS
 from oneshot.plots import (
     plot_cmc_curves,

@@ -35,7 +35,7 @@ from oneshot.evaluation.episodes import (
     mean_ci95,
     sample_episodes,
 )
-from oneshot.inference import Scorer
+from oneshot.evaluation.scoring import Scorer
 from oneshot.training.callbacks import episode_task
 
 UNTRAINED_FILE = "untrained.weights.h5"

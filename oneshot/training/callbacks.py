@@ -81,7 +81,7 @@ class EpisodeMonitor(keras.callbacks.Callback):
             episodes across all classes.
         episodes: episodes per measurement.
         n_way: classes per episode. Defaults to 20.
-        shifts: test-time shift averaging, as in :class:`oneshot.inference.Scorer`. Defaults to 0.
+        shifts: test-time shift averaging, as in :class:`oneshot.evaluation.scoring.Scorer`. Defaults to 0.
         seed: episode seed. Defaults to 0.
         distance: score with this distance instead of the model's own (e.g. a run's
             ``eval_distance``). Defaults to None (the model's).
@@ -107,7 +107,7 @@ class EpisodeMonitor(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         from oneshot.evaluation.episodes import nway_accuracy
-        from oneshot.inference import Scorer
+        from oneshot.evaluation.scoring import Scorer
 
         start = time.perf_counter()
         scorer = Scorer.from_model(self.model, distance=self.distance, shifts=self.shifts)

@@ -286,7 +286,7 @@ class SiameseRun(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from oneshot.models import SIAMESE_HEADS
+        from oneshot.models.builders import SIAMESE_HEADS
 
         if self.head not in SIAMESE_HEADS:
             refuse("head", self.head, f"one of {SIAMESE_HEADS}")

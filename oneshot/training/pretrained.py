@@ -75,8 +75,8 @@ def how_to_produce(path: Path) -> str:
 def pretrained_network(config: RunConfig) -> keras.Model:
     """The embedding network of the config's ``init_from`` file; an :class:`InitFromError`
     naming the file (and how to produce it) if it is missing or not a model."""
-    from oneshot.applications.identity import embedding_network
-    from oneshot.saving import ModelFileError, load_model
+    from oneshot.models.identity import embedding_network
+    from oneshot.models.saving import ModelFileError, load_model
 
     path = Path(config.init_from)
     if not path.is_file():
@@ -163,7 +163,7 @@ def pinned(config: RunConfig) -> RunConfig:
     """
     if config.init_from is None:
         return config
-    from oneshot.networks import build_network
+    from oneshot.models.networks import build_network
 
     source = pretrained_network(config)
     _check_unchanged(config)

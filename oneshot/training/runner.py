@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from oneshot.data.datasets import LabelledImages
 from oneshot.experiments import Experiment, RunConfig
-from oneshot.models import saveable_model
+from oneshot.models.builders import saveable_model
 from oneshot.runs import EXPERIMENT_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE
 from oneshot.training.baselines import load_untrained, save_untrained
 from oneshot.training.best import KeepBest
@@ -155,7 +155,7 @@ def check_loop(loop: str) -> None:
 
 def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
                   extra_callbacks, data, training, loop="graph") -> keras.Model:  # fmt: skip
-    from oneshot.saving import load_model
+    from oneshot.models.saving import load_model
 
     model_path = run_dir / MODEL_FILE
     if resume and not overwrite and model_path.exists():
@@ -367,7 +367,7 @@ def run_experiment(
         names = [r["name"] for r in recorded.get("runs", [])]  # also earlier --runs calls'
         finished = [out / name for name in names if (out / name / METRICS_FILE).exists()]
         if evaluate and len(finished) > 1:
-            from oneshot.compare import compare_runs
+            from oneshot.cli.compare import compare_runs
 
             compare_runs(finished, out / "comparison.png")
     wait_for_all(distribution)  # the other workers wait for the evaluation

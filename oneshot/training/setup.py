@@ -20,8 +20,8 @@ from oneshot.data.variants import hold_out_alphabets, with_rotated_classes
 from oneshot.experiments import OnlineRun, QuadrupletRun, RunConfig, SiameseRun, TripletRun
 from oneshot.losses.proxies import ProxyLoss
 from oneshot.miners import HardBatchMiner
-from oneshot.models import build_online, build_quadruplet, build_siamese, build_triplet
-from oneshot.networks import build_network
+from oneshot.models.builders import build_online, build_quadruplet, build_siamese, build_triplet
+from oneshot.models.networks import build_network
 from oneshot.training.pretrained import initialise
 
 

@@ -1,4 +1,4 @@
-"""What the application command lines share (``oneshot.index``, ``verify``, ``identify``,
+"""What the application command lines share (``oneshot.cli.index``, ``verify``, ``identify``,
 ``cluster``, ``novelty``): the model and image arguments, reading a gallery (a folder or an
 index file) and queries, and turning the library's ValueErrors into one ``error:`` line.
 
@@ -16,7 +16,6 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from oneshot.applications.identity import ModelIdentity
 from oneshot.applications.index import EmbeddingIndex
 from oneshot.applications.inputs import (
     ModelImages,
@@ -26,7 +25,8 @@ from oneshot.applications.inputs import (
     scorer_for,
 )
 from oneshot.errors import UsageError
-from oneshot.inference import Scorer
+from oneshot.evaluation.scoring import Scorer
+from oneshot.models.identity import ModelIdentity
 from oneshot.names import DISTANCES
 
 
@@ -34,8 +34,8 @@ def load_model(path: Path, distance: str | None = None, needs_distance: bool = T
     """The model at ``path``, compiled (the compiled loss records the distance of some
     models); a UsageError if it records no distance, ``distance`` (``--distance``) is None and
     the command ``needs_distance``."""
-    from oneshot.inference import trained_distance
-    from oneshot.saving import load_model as load
+    from oneshot.evaluation.scoring import trained_distance
+    from oneshot.models.saving import load_model as load
 
     model = load(path)
     if needs_distance and distance is None and trained_distance(model) is None:

@@ -69,9 +69,8 @@ def start_tensorflow(debug: bool = False) -> None:
     every line shows (``oneshot.startup``; a user's ``import oneshot`` does the same unless the
     user set a level)."""
     start_tensorflow_quietly(quiet=not debug)
-    import oneshot
+    import oneshot.models.registry  # noqa: F401  (registers the serializable classes)
 
-    oneshot.register()
     if not debug:
         import logging
 

@@ -95,9 +95,9 @@ def load_model(path: str | Path, compile: bool = True) -> Any:
     """
     import keras
 
-    import oneshot
+    import oneshot.models.registry  # noqa: F401  (late import: registers the custom objects)
+    from oneshot.version import __version__
 
-    oneshot.register()  # the custom objects (a command line registers after parsing)
     metadata = check_model_file(path)
     try:
         return keras.saving.load_model(path, compile=compile)
@@ -105,6 +105,6 @@ def load_model(path: str | Path, compile: bool = True) -> Any:
         saved = metadata.get("keras_version", "unknown")
         raise ModelFileError(
             f"{path} is a Keras model saved by Keras {saved}, but this version (Keras "
-            f"{keras.__version__}, oneshot {oneshot.__version__}) cannot rebuild it: "
+            f"{keras.__version__}, oneshot {__version__}) cannot rebuild it: "
             f"{type(error).__name__}: {str(error)[:300]}"
         ) from error

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from oneshot.checks import check_embeddings
 from oneshot.data.augment import rotate
 from oneshot.data.preprocess import to_model_input
 from oneshot.distances import (
@@ -19,12 +20,9 @@ from oneshot.distances import (
     paired_distances,
     pairwise_dissimilarity_numpy,
 )
-from oneshot.validation import check_embeddings
-
-EMBEDDING_LAYER = "embedding"
-METRIC_LAYER = "metric"
-SIMILARITY_LAYER = "pair_similarity"
-
+from oneshot.models.layers import EMBEDDING_NAME as EMBEDDING_LAYER
+from oneshot.models.layers import METRIC_NAME as METRIC_LAYER
+from oneshot.models.layers import SIMILARITY_NAME as SIMILARITY_LAYER
 
 EMBED_BLOCK = 8192  # images converted and embedded at a time by Scorer.embed
 

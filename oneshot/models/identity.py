@@ -17,14 +17,14 @@ from typing import Any
 import keras
 import numpy as np
 
-from oneshot.inference import EMBEDDING_LAYER
+from oneshot.models.layers import EMBEDDING_NAME as EMBEDDING_LAYER
 
 FINGERPRINT_PREFIX = "sha256:"
 
 
 def embedding_network(model: keras.Model) -> keras.Model:
     """The network that makes the embeddings: a oneshot model's ``"embedding"`` layer, else
-    ``model`` itself (a bare embedding network), as :meth:`oneshot.inference.Scorer.from_model`
+    ``model`` itself (a bare embedding network), as :meth:`oneshot.evaluation.scoring.Scorer.from_model`
     reads it."""
     if not isinstance(model, keras.Model):
         raise ValueError(

@@ -2,7 +2,7 @@
 
 Every model shares ONE embedding network, nested as the layer named ``"embedding"``; the
 quadruplet model's learned metric is nested as ``"metric"`` and the similarity heads of siamese
-models as ``"pair_similarity"``. :meth:`oneshot.inference.Scorer.from_model` relies on these
+models as ``"pair_similarity"``. :meth:`oneshot.evaluation.scoring.Scorer.from_model` relies on these
 names to score pairs with any model kind.
 
 Training data (as made by ``oneshot.data.samplers``):
@@ -24,94 +24,31 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from oneshot.checks import check_choice
 from oneshot.distances import DISTANCES, Distance, distance_name, get_distance
 from oneshot.losses import PairContrastiveLoss, QuadrupletLossLayer, TripletLossLayer
-from oneshot.networks import metric_network
-from oneshot.validation import check_choice
+from oneshot.models.layers import (
+    SIMILARITY_NAME,
+    AbsoluteDifference,
+    EmbeddingDistance,
+    MetricDistance,
+    PairDistance,
+)
+from oneshot.models.networks import metric_network
 
 SIAMESE_HEADS = ("contrastive", "l1_sigmoid", "cosine", "concat")
 QUADRUPLET_METRICS = ("learned", *DISTANCES)
-SIMILARITY_NAME = "pair_similarity"
 DISTANCE_TAG = "embedding_distance"
 TUPLE_INPUTS = ("anchor", "positive", "negative", "negative2")
 #: the attribute of an online model that holds its loss's trainable layer (see build_online)
 LOSS_HEAD = "loss_head"
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
-class PairDistance(keras.layers.Layer):
-    """Dissimilarity (B, 1) between matching rows of two embedding batches ``[e1, e2]``."""
-
-    def __init__(self, distance: Distance | str | dict = "euclidean", **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.distance = get_distance(distance)
-
-    def call(self, inputs):
-        d = self.distance
-        return d.dissimilarity(d.paired(inputs[0], inputs[1]))[:, None]
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0][0], 1)
-
-    def get_config(self) -> dict:
-        return {
-            **super().get_config(),
-            "distance": keras.saving.serialize_keras_object(self.distance),
-        }
-
-
-@keras.saving.register_keras_serializable(package="oneshot")
-class EmbeddingDistance(keras.layers.Layer):
-    """Identity on the embeddings that records the distance they are compared with.
-
-    The online model ends with it, so the saved model carries the distance it was trained with
-    and ``oneshot.inference.Scorer.from_model`` evaluates with that one (nothing guesses).
-    """
-
-    def __init__(self, distance: Distance | str | dict | None = None, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.distance = get_distance(distance)
-
-    def call(self, inputs):
-        return inputs
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self) -> dict:
-        return {
-            **super().get_config(),
-            "distance": keras.saving.serialize_keras_object(self.distance),
-        }
-
-
-@keras.saving.register_keras_serializable(package="oneshot")
-class AbsoluteDifference(keras.layers.Layer):
-    """``|e1 - e2|`` element-wise (Koch's L1 head input); symmetric in its two inputs."""
-
-    def call(self, inputs):
-        return tf.abs(inputs[0] - inputs[1])
-
-    def compute_output_shape(self, input_shape):
-        return input_shape[0]
-
-
-@keras.saving.register_keras_serializable(package="oneshot")
-class MetricDistance(keras.layers.Layer):
-    """Column 0 of the learned metric's softmax output (B, 2): the distance g, shape (B, 1)."""
-
-    def call(self, inputs):
-        return inputs[:, :1]
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], 1)
-
-
 def _check_embedding(embedding: keras.Model) -> keras.Model:
     if not isinstance(embedding, keras.Model) or embedding.name != "embedding":
         raise ValueError(
             "Invalid value for argument `embedding`. Expected a keras.Model named 'embedding' "
-            "(every builder in oneshot.networks returns one). Received: "
+            "(every builder in oneshot.models.networks returns one). Received: "
             f"{type(embedding).__name__} named {getattr(embedding, 'name', None)!r}. "
             "Rename it with keras.Model(net.inputs, net.outputs, name='embedding')."
         )

@@ -1,7 +1,7 @@
 """Embedding networks on a ``keras.applications`` backbone (MobileNetV3, EfficientNet, ResNet...).
 
 :func:`keras_app` wraps any model of ``keras.applications`` by name, registered in
-:func:`oneshot.networks.build_network` as ``"keras_app"``::
+:func:`oneshot.models.networks.build_network` as ``"keras_app"``::
 
     net = keras_app("ResNet50", input_shape=(64, 64, 3), embedding_dim=128)
     net = build_network("keras_app", (64, 64, 3), 128, application="ResNet50")
@@ -37,6 +37,7 @@ import keras
 from keras import layers, ops
 
 from oneshot.errors import UsageError
+from oneshot.models.layers import EMBEDDING_NAME, check_input_shape, l2_normalize_layer
 
 BACKBONE_NAME = "backbone"
 
@@ -104,7 +105,7 @@ def preprocessing_mode(application: str) -> str:
         raise ValueError(
             f"{application} belongs to the keras.applications family {name!r}, whose input "
             f"preprocessing oneshot does not know yet (known: {tuple(FAMILY_MODES)}). Add it "
-            "to oneshot.backbones.FAMILY_MODES."
+            "to oneshot.models.backbones.FAMILY_MODES."
         )
     return FAMILY_MODES[name]
 
@@ -157,8 +158,6 @@ class ImageNetPreprocessing(layers.Layer):
 
 
 def _check_input_shape(application: str, input_shape: Sequence[int]) -> tuple[int, int, int]:
-    from oneshot.networks import check_input_shape
-
     shape = check_input_shape(input_shape)
     if shape[2] not in (1, 3):
         raise ValueError(
@@ -325,8 +324,6 @@ def keras_app(
     >>> net.output_shape
     (None, 16)
     """
-    from oneshot.networks import EMBEDDING_NAME, l2_normalize_layer
-
     shape = _check_input_shape(application, input_shape)
     if int(embedding_dim) < 1:
         raise ValueError(
