@@ -124,7 +124,7 @@ def test_import_oneshot_keeps_the_users_log_level_and_then_shows_the_start_up_li
     # not silenced: the user asked for it. Which start-up lines TensorFlow's C++ core writes
     # depends on the processor (oneDNN's notice on AVX-512 hosts, the CUDA probe on others);
     # all carry absl's prefix, e.g. "I0000 00:00:1796682063.920764 4720 cuda_platform.cc:52]".
-    assert re.search(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \w+\.cc:\d+\]", done.stderr, re.M), done.stderr
+    assert re.search(r"^[IWEF]\d{4} [\d:.]+ +\d+ \w+\.cc:\d+\]", done.stderr, re.M), done.stderr
 
 
 def test_the_light_names_are_the_librarys():
