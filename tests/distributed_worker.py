@@ -20,11 +20,11 @@ from oneshot.training.distributed import get_strategy
 strategy = get_strategy("multiworker")  # first: before any other TensorFlow operation
 
 from oneshot.experiments import Experiment, OnlineRun  # noqa: E402
-from oneshot.experiments.base import EvalConfig  # noqa: E402
 from oneshot.losses import TripletMarginLoss  # noqa: E402
 from oneshot.miners import BatchHardMiner  # noqa: E402
 from oneshot.training import runner  # noqa: E402
 from oneshot.training.distributed import weights_fingerprint  # noqa: E402
+from oneshot.training.experiment import EvalConfig  # noqa: E402
 
 out, mode = Path(sys.argv[1]), sys.argv[2]
 run = OnlineRun(

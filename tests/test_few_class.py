@@ -146,8 +146,16 @@ def test_init_from_refuses_another_network_or_a_missing_file(tmp_path):
     with pytest.raises(InitFromError) as error:
         train_run(tiny_run(init_from=str(missing)), tmp_path / "run")
     assert f"init_from='{missing}', which does not exist" in str(error.value)
+    assert "Point init_from to the model.keras of a finished run" in str(error.value)
+    # the command that trains it is the command line's advice, which knows the experiments:
+    # test_the_study_says_how_to_make_a_missing_omniglot_network
+    from oneshot.experiments import how_to_produce
+
     command = "python -m oneshot.train --experiment omniglot-best --seed 0 --out "
-    assert command + str(tmp_path / "results/omniglot-best/seed0") in str(error.value)
+    assert (
+        how_to_produce(missing)
+        == "Produce it with: " + command + str(tmp_path / "results/omniglot-best/seed0") + "."
+    )
     assert not (tmp_path / "run").exists()
 
 

@@ -38,7 +38,6 @@ from oneshot.runs import (
     lower_is_better,
     metrics_table,
     read_history,
-    run_labels,
     seed_columns,
     seeds_table,
 )
@@ -57,14 +56,6 @@ SEED_METRICS = (
 )
 #: the panels of the ``--seeds`` figure (the first one orders the rows)
 SEED_FIGURE_METRICS = (SEED_METRICS[1], SEED_METRICS[0], SEED_METRICS[2], SEED_METRICS[3])
-
-
-def compare_runs(run_dirs: list[Path], out: Path | None = None):
-    """Plot the loss curves of ``run_dirs`` on one figure (saved to ``out``); return it."""
-    from oneshot.plots import plot_loss_curves
-
-    histories = dict(zip(run_labels(run_dirs), (read_history(d) for d in run_dirs), strict=True))
-    return plot_loss_curves(histories, path=out)
 
 
 def loss_family_grouping(run_names: list[str]) -> Callable[[str], str | None] | None:
@@ -205,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                 f" ({type(error).__name__}: {error}). Re-run python -m oneshot.train --resume, "
                 "or python -m oneshot.evaluate."
             ) from error
+        from oneshot.training.assess import compare_runs  # late import: after parsing
+
         compare_runs(args.runs, args.out)
         print(table)
         print(f"\nloss curves: {args.out}")

@@ -222,8 +222,8 @@ def build_experiment(args: argparse.Namespace) -> Experiment:
     and episodes it overrides (the configs a run folder's ``config.json`` records), each run's
     ``init_from`` file checked and its checksum recorded
     (:func:`oneshot.training.pretrained.pinned`)."""
-    from oneshot.experiments import get_experiment
-    from oneshot.training.pretrained import pinned
+    from oneshot.experiments import get_experiment, how_to_produce
+    from oneshot.training.pretrained import InitFromError, pinned
 
     experiment = get_experiment(args.experiment, paper=args.paper)
     runs = experiment.runs
@@ -241,7 +241,14 @@ def build_experiment(args: argparse.Namespace) -> Experiment:
         overrides["learning_rate"] = args.learning_rate
     if args.precision is not None:
         overrides["precision"] = args.precision
-    runs = tuple(pinned(dataclasses.replace(r, **overrides)) for r in runs)
+    try:
+        runs = tuple(pinned(dataclasses.replace(r, **overrides)) for r in runs)
+    except InitFromError as error:  # a pinned start not trained yet: say which command makes it
+        missing = [
+            Path(r.init_from) for r in runs if r.init_from and not Path(r.init_from).is_file()
+        ]
+        advice = how_to_produce(missing[0]) if missing else ""
+        raise InitFromError(f"{error} {advice}".strip()) from None
     evaluation = experiment.evaluation
     if args.episodes is not None:
         evaluation = dataclasses.replace(evaluation, episodes=args.episodes)

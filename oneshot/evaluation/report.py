@@ -206,11 +206,18 @@ def accuracy_vs_ways(
     }  # fmt: skip
 
 
+def task_name(task: Mapping[str, Any], dataset: str | None) -> str:
+    """``"20-way 1-shot within-alphabet"``: an N-way task named with its protocol."""
+    p = task.get("protocol", {})
+    name = f"{p.get('n_way')}-way {p.get('k_shot', 1)}-shot"
+    if dataset == "omniglot":
+        name += " within-alphabet" if p.get("within_alphabet") else " unstructured"
+    return name
+
+
 def accuracy_line(result: OneShotResult | Mapping[str, Any], dataset: str) -> str:
     """``"20-way 1-shot within-alphabet: 0.853 ± 0.022 (95% CI, 1000 episodes, ...)"``: one
     accuracy with its protocol, for printing."""
-    from oneshot.runs import task_name
-
     values = result.to_dict() if isinstance(result, OneShotResult) else dict(result)
     p = values["protocol"]
     return (

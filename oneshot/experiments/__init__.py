@@ -13,10 +13,10 @@ reachable margins for the learned metric, consistent g in mining and loss, class
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
-from oneshot.experiments.base import EvalConfig, Experiment
 from oneshot.experiments.cross_batch import omniglot_xbm, omniglot_xbm_tuning
 from oneshot.experiments.few_class import mnist_few_class
 from oneshot.experiments.losses import omniglot_losses, omniglot_losses_tuning
@@ -53,6 +53,8 @@ from oneshot.training.configs import (
     TripletRun,
     from_legacy_dict,
 )
+from oneshot.training.experiment import EvalConfig, Experiment
+from oneshot.training.files import MODEL_FILE
 
 __all__ = [  # the typed run configs live in oneshot.training.configs; re-exported here
     "CONFIG_TYPES", "MODEL_KINDS", "OnlineRun", "QuadrupletRun", "RunConfig", "SAMPLERS",
@@ -101,6 +103,26 @@ def get_experiment(name: str, paper: bool = False) -> Experiment:
             f"Received: experiment={name!r}"
         )
     return EXPERIMENTS[name](paper)
+
+
+def how_to_produce(path: Path) -> str:
+    """The command that writes ``path`` when it is a run's model under a folder named after an
+    experiment (``results/omniglot-best/seed0/batch-hard/model.keras``), else an empty string."""
+    parts = path.parts
+    for i, name in enumerate(parts[:-2]):
+        rest = parts[i + 1 : -1]  # [seedS,] run
+        if name not in EXPERIMENTS or path.name != MODEL_FILE or len(rest) not in (1, 2):
+            continue
+        if len(rest) == 2 and not re.fullmatch(r"seed\d+", rest[0]):
+            continue
+        runs = [r.name for r in get_experiment(name).runs]
+        if rest[-1] not in runs:
+            continue
+        seed = rest[0][len("seed") :] if len(rest) == 2 else "0"
+        only = f" --runs {rest[-1]}" if len(runs) > 1 else ""
+        out = Path(*parts[: len(parts) - 2])
+        return f"Produce it with: python -m oneshot.train --experiment {name} --seed {seed}{only} --out {out}."
+    return ""
 
 
 CATALOGUE = Path(__file__).with_name("catalogue.json")

@@ -23,7 +23,6 @@ instead of the batch's 127 others.
 
 from __future__ import annotations
 
-from oneshot.experiments.base import Experiment
 from oneshot.experiments.losses import (
     CHOSEN,
     COMPARISON_STEPS,
@@ -33,6 +32,7 @@ from oneshot.experiments.losses import (
 )
 from oneshot.experiments.online import BEST_EVAL, best_omniglot_run
 from oneshot.losses import CrossBatchMemory
+from oneshot.training.experiment import Experiment
 
 BATCH = 32 * 4  # the recipe's P x K
 MEMORY_SIZES = (4 * BATCH, 16 * BATCH)

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from oneshot.experiments.base import Experiment
 from oneshot.experiments.losses import CHOSEN, FAMILY
 from oneshot.experiments.your_data import (
     MNIST_DIGIT_SIZE,
@@ -51,6 +50,7 @@ from oneshot.experiments.your_data import (
     recommended_run,
 )
 from oneshot.training.configs import OnlineRun
+from oneshot.training.experiment import Experiment
 
 TRAIN_DIGITS = (0, 1, 2, 3, 4)
 HELD_OUT_DIGITS = (5, 6, 7, 8, 9)

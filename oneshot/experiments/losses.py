@@ -27,7 +27,6 @@ from typing import Any
 import keras
 
 from oneshot.distances import LpDistance
-from oneshot.experiments.base import Experiment
 from oneshot.experiments.online import BEST_EVAL, batch_hard_loss, best_omniglot_run
 from oneshot.losses import (
     ArcFaceLoss,
@@ -51,6 +50,7 @@ from oneshot.losses import (
 )
 from oneshot.miners import DistanceWeightedMiner, MultiSimilarityMiner
 from oneshot.training.configs import OnlineRun
+from oneshot.training.experiment import Experiment
 
 TUNING_STEPS = 500  # ~2 min per run on one core of the 2-core machine
 COMPARISON_STEPS = 1000  # ~4 min per run on one core: 3 seeds x 19 losses fit a few hours
@@ -298,7 +298,8 @@ def tuning_table(tuning_dir: str | Path) -> str:
     """Markdown table of the tuning runs under ``tuning_dir``: per loss, each grid value's
     validation accuracy (:data:`SELECTION_TASK`, percent, with its 95% CI over episodes) and
     the value :data:`CHOSEN` keeps (``python -m oneshot.compare --tuning DIR`` prints it)."""
-    from oneshot.runs import METRICS_FILE, task_name
+    from oneshot.evaluation.report import task_name
+    from oneshot.runs import METRICS_FILE
 
     rows = [
         f"| loss | family | value: validation {SELECTION_TASK} accuracy (%) | chosen |",

@@ -11,11 +11,11 @@ from typing import Any
 import keras
 
 from oneshot.distances import LpDistance
-from oneshot.experiments.base import EvalConfig, Experiment
 from oneshot.losses import QuadrupletLoss, TripletMarginLoss
 from oneshot.miners import BatchAllMiner, BatchHardMiner, SemiHardMiner
 from oneshot.reducers import MeanNonZeroReducer, MeanReducer
 from oneshot.training.configs import OnlineRun
+from oneshot.training.experiment import EvalConfig, Experiment
 
 
 def batch_hard_loss(margin: float = 0.2) -> TripletMarginLoss:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from oneshot.experiments.base import EvalConfig, Experiment
 from oneshot.training.configs import QuadrupletRun, SiameseRun, TripletRun
+from oneshot.training.experiment import EvalConfig, Experiment
 
 
 def mnist_triplet(paper: bool) -> Experiment:

@@ -39,9 +39,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from oneshot.experiments.base import Experiment
 from oneshot.experiments.losses import CHOSEN, FAMILY
 from oneshot.experiments.online import BEST_EVAL, batch_hard_loss, best_omniglot_run
+from oneshot.training.experiment import Experiment
 
 VALIDATION = dict(validation_alphabets=6, steps=2500)  # as omniglot-tuning
 VALIDATION_EVAL = dataclasses.replace(BEST_EVAL, lake_runs=False, mnist_transfer=False)

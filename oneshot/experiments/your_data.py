@@ -32,9 +32,9 @@ import numpy as np
 
 from oneshot.checks import MIN_IMAGE_SIZE
 from oneshot.data.splits import ClassSpec
-from oneshot.experiments.base import EvalConfig, Experiment
 from oneshot.experiments.online import batch_hard_loss
 from oneshot.training.configs import OnlineRun
+from oneshot.training.experiment import EvalConfig, Experiment
 
 RECIPE_NAME = "recommended"
 RECIPE_STEPS = 1500

@@ -23,7 +23,6 @@ from oneshot.evaluation.episodes import nway_accuracy
 from oneshot.evaluation.report import evaluate_scorer
 from oneshot.evaluation.scoring import Scorer
 from oneshot.evaluation.verification import sample_balanced_pairs
-from oneshot.experiments import EvalConfig, RunConfig
 from oneshot.names import PROTOCOLS
 from oneshot.plots import (
     plot_cmc_curves,
@@ -32,10 +31,12 @@ from oneshot.plots import (
     plot_loss_curves,
     plot_roc_curves,
 )
-from oneshot.runs import HISTORY_FILE, METRICS_FILE, read_history
 from oneshot.training.baselines import baseline_warning, compare_on_held_out, pixel_scorer
 from oneshot.training.best import BEST_STEP
 from oneshot.training.callbacks import episode_task
+from oneshot.training.configs import RunConfig
+from oneshot.training.experiment import EvalConfig
+from oneshot.training.files import HISTORY_FILE, METRICS_FILE, read_history, run_labels
 from oneshot.training.setup import TEST_SPLIT, held_out_split
 
 EMBEDDING_CLASSES = 10  # classes shown in the embedding plots
@@ -258,3 +259,9 @@ def _draw(run_dir, config, scorer, embeddings, test, curves, seed) -> None:
         class_names=names,
     )  # fmt: skip
     plt.close("all")
+
+
+def compare_runs(run_dirs: list[Path], out: Path | None = None):
+    """Plot the loss curves of ``run_dirs`` on one figure (saved to ``out``); return it."""
+    histories = dict(zip(run_labels(run_dirs), (read_history(d) for d in run_dirs), strict=True))
+    return plot_loss_curves(histories, path=out)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from oneshot.errors import UsageError
-from oneshot.runs import EXPERIMENT_FILE, HISTORY_FILE, MODEL_FILE
 from oneshot.training.callbacks import BACKUP_DIR
 from oneshot.training.configs import RunConfig
+from oneshot.training.files import EXPERIMENT_FILE, HISTORY_FILE, MODEL_FILE
 from oneshot.training.lock import LOCK_FILE, FolderLock
 
 

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import keras
 
 from oneshot.errors import UsageError
-from oneshot.runs import CONFIG_FILE, MODEL_FILE
 from oneshot.training.configs import CHECKSUM_PREFIX, RunConfig
+from oneshot.training.files import CONFIG_FILE
 
 __all__ = ["InitFromError", "file_checksum", "initialise", "pinned", "pretrained_network"]
 
@@ -44,34 +43,6 @@ def file_checksum(path: str | Path) -> str:
     return CHECKSUM_PREFIX + file_digests(path)[0]
 
 
-def how_to_produce(path: Path) -> str:
-    """The command that writes ``path`` when it is a run's model under a folder named after an
-    experiment (``results/omniglot-best/seed0/batch-hard/model.keras``), else general advice."""
-    from oneshot.experiments import EXPERIMENTS, get_experiment
-
-    parts = path.parts
-    for i, name in enumerate(parts[:-2]):
-        rest = parts[i + 1 : -1]  # [seedS,] run
-        if name not in EXPERIMENTS or path.name != MODEL_FILE or len(rest) not in (1, 2):
-            continue
-        if len(rest) == 2 and not re.fullmatch(r"seed\d+", rest[0]):
-            continue
-        runs = [r.name for r in get_experiment(name).runs]
-        if rest[-1] not in runs:
-            continue
-        seed = rest[0][len("seed") :] if len(rest) == 2 else "0"
-        only = f" --runs {rest[-1]}" if len(runs) > 1 else ""
-        out = Path(*parts[: len(parts) - 2])
-        return (
-            f"Produce it with: python -m oneshot.train --experiment {name} --seed {seed}{only} "
-            f"--out {out} (or point init_from to another run's model.keras)."
-        )
-    return (
-        "Point init_from to the model.keras of a finished run (python -m oneshot.train writes "
-        "OUT/<run>/model.keras)."
-    )
-
-
 def pretrained_network(config: RunConfig) -> keras.Model:
     """The embedding network of the config's ``init_from`` file; an :class:`InitFromError`
     naming the file (and how to produce it) if it is missing or not a model."""
@@ -84,7 +55,8 @@ def pretrained_network(config: RunConfig) -> keras.Model:
         raise InitFromError(
             f"Invalid value for `init_from`. Expected the model.keras of a trained run. "
             f"Received: init_from={config.init_from!r}, which does not exist{where}. "
-            + how_to_produce(path)
+            + "Point init_from to the model.keras of a finished run (python -m oneshot.train "
+            "writes OUT/<run>/model.keras)."
         )
     try:
         return embedding_network(load_model(path, compile=False))

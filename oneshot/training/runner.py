@@ -33,9 +33,8 @@ import keras
 import tensorflow as tf
 
 from oneshot.data.datasets import LabelledImages
-from oneshot.experiments import Experiment, RunConfig
 from oneshot.models.builders import saveable_model
-from oneshot.runs import EXPERIMENT_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE
+from oneshot.training.assess import assess_run, compare_runs
 from oneshot.training.baselines import load_untrained, save_untrained
 from oneshot.training.best import KeepBest
 from oneshot.training.callbacks import (
@@ -50,6 +49,7 @@ from oneshot.training.callbacks import (
     read_checkpoint,
     restore_checkpoint,
 )
+from oneshot.training.configs import RunConfig
 from oneshot.training.distributed import (
     STRATEGIES,
     check_batch_split,
@@ -61,6 +61,8 @@ from oneshot.training.distributed import (
     wait_for_all,
     weights_fingerprint,
 )
+from oneshot.training.experiment import Experiment
+from oneshot.training.files import EXPERIMENT_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE
 from oneshot.training.folders import (
     check_run,
     clear_run_folder,
@@ -350,8 +352,6 @@ def run_experiment(
                 "steps_asked": config.steps,
             }
             if evaluate:
-                from oneshot.training.assess import assess_run  # evaluation + plots
-
                 untrained = None
                 if config.held_out:
                     float32 = dataclasses.replace(config, precision="float32")  # as saved
@@ -367,8 +367,6 @@ def run_experiment(
         names = [r["name"] for r in recorded.get("runs", [])]  # also earlier --runs calls'
         finished = [out / name for name in names if (out / name / METRICS_FILE).exists()]
         if evaluate and len(finished) > 1:
-            from oneshot.cli.compare import compare_runs
-
             compare_runs(finished, out / "comparison.png")
     wait_for_all(distribution)  # the other workers wait for the evaluation
     return merged

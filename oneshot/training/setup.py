@@ -17,11 +17,11 @@ from oneshot.data.fingerprint import fingerprint
 from oneshot.data.samplers import pair_dataset, pk_dataset, quadruplet_dataset, triplet_dataset
 from oneshot.data.splits import class_names, hold_out_classes, resolve_classes, subset_classes
 from oneshot.data.variants import hold_out_alphabets, with_rotated_classes
-from oneshot.experiments import OnlineRun, QuadrupletRun, RunConfig, SiameseRun, TripletRun
 from oneshot.losses.proxies import ProxyLoss
 from oneshot.miners import HardBatchMiner
 from oneshot.models.builders import build_online, build_quadruplet, build_siamese, build_triplet
 from oneshot.models.networks import build_network
+from oneshot.training.configs import OnlineRun, QuadrupletRun, RunConfig, SiameseRun, TripletRun
 from oneshot.training.pretrained import initialise
 
 
