@@ -300,7 +300,7 @@ def test_module_entry_point_prints_one_error_line(folders, tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "oneshot.cli.index",
+        "oneshot.index",
         "build",
         "--model",
         str(folders / "model.keras"),

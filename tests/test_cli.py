@@ -65,7 +65,7 @@ def test_the_importtime_check_sees_tensorflow():
 
 def test_a_checked_argument_of_train_answers_before_tensorflow_is_imported():
     refused = run_unsilenced(
-        "-m", "oneshot.cli.train", "--experiment", "mnist-best", "--steps", "0"
+        "-m", "oneshot.train", "--experiment", "mnist-best", "--steps", "0"
     )
     assert refused.returncode == 2 and "error: --steps must be >= 1" in refused.stderr
     assert not imported_tensorflow(refused.stderr)
@@ -75,11 +75,11 @@ def test_tensorflow_start_up_lines_stay_off_the_terminal_unless_debug(tmp_path):
     """A command that starts TensorFlow, then fails on its input: one ``error:`` line; with
     ``--debug`` the traceback and whatever TensorFlow prints."""
     missing = str(tmp_path / "missing.npz")
-    quiet = run("-m", "oneshot.cli.index", "evaluate", "--index", missing)
+    quiet = run("-m", "oneshot.index", "evaluate", "--index", missing)
     assert quiet.returncode == 2
     assert quiet.stderr.splitlines() == [quiet.stderr.strip()], quiet.stderr[-3000:]
     assert quiet.stderr.startswith("error: ") and missing in quiet.stderr
-    loud = run("-m", "oneshot.cli.index", "evaluate", "--index", missing, "--debug")
+    loud = run("-m", "oneshot.index", "evaluate", "--index", missing, "--debug")
     assert "Traceback" in loud.stderr
     if not any(noise in loud.stderr for noise in NOISE):
         pytest.skip("TensorFlow printed no start-up lines on this machine")
@@ -90,7 +90,7 @@ def test_a_training_run_prints_no_tensorflow_log_lines(tmp_path, data_dir):
     from test_train_images import export_digits
 
     folder = export_digits(tmp_path / "digits", data_dir, classes=4, per_class=6)
-    done = run("-m", "oneshot.cli.train", "--images", str(folder), "--out", str(tmp_path / "out"),
+    done = run("-m", "oneshot.train", "--images", str(folder), "--out", str(tmp_path / "out"),
                "--steps", "1", "--episodes", "10", "--no-eval")  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert not [n for n in NOISE if n in done.stderr], done.stderr[-3000:]

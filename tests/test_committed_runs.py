@@ -42,7 +42,7 @@ def test_committed_config_is_what_the_recorded_command_builds(path):
     record = _experiment_record(path.parent)
     command = record.get("commands", {}).get(saved["name"]) or record["command"]
     argv = shlex.split(command)
-    assert argv[:3] == ["python", "-m", "oneshot.cli.train"], command
+    assert argv[:3] == ["python", "-m", "oneshot.train"], command
     args = parse_args(argv[3:])
     runs = {r.name: r for r in build_experiment(args).runs}
     assert saved["name"] in runs, (command, saved["name"])

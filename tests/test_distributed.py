@@ -85,7 +85,7 @@ def test_multiworker_command_line_trains_and_evaluates(tmp_path, data_dir):
     """The acceptance command: python -m oneshot.train --strategy multiworker as two processes:
     the chief writes and evaluates, the other worker says so and writes nothing."""
     out = tmp_path / "runs"
-    argv = ["-m", "oneshot.cli.train", "--experiment", "mnist-best", "--strategy", "multiworker",
+    argv = ["-m", "oneshot.train", "--experiment", "mnist-best", "--strategy", "multiworker",
             "--steps", "10", "--episodes", "20", "--out", str(out)]  # fmt: skip
     results = run_workers(argv, tmp_path, data_dir)
     assert [code for code, _, _ in results] == [0, 0], [r[2][-3000:] for r in results]
@@ -104,7 +104,7 @@ def test_mirrored_on_two_logical_cpus_records_its_strategy(tmp_path, data_dir):
     out = tmp_path / "runs"
     env = {**os.environ, "ONESHOT_CPU_DEVICES": "2", "ONESHOT_DATA_DIR": str(data_dir),
            "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}  # fmt: skip
-    argv = [sys.executable, "-m", "oneshot.cli.train", "--experiment", "mnist-best", "--strategy",
+    argv = [sys.executable, "-m", "oneshot.train", "--experiment", "mnist-best", "--strategy",
             "mirrored", "--no-global-mining", "--steps", "10", "--no-eval", "--out", str(out)]  # fmt: skip
     result = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True,
                             timeout=TIMEOUT)  # fmt: skip
@@ -162,7 +162,7 @@ def test_nan_loss_stops_the_distributed_step_with_advice(tmp_path, data_dir):
     out = tmp_path / "runs"
     env = {**os.environ, "ONESHOT_CPU_DEVICES": "2", "ONESHOT_DATA_DIR": str(data_dir),
            "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}  # fmt: skip
-    argv = [sys.executable, "-m", "oneshot.cli.train", "--experiment", "mnist-best", "--strategy",
+    argv = [sys.executable, "-m", "oneshot.train", "--experiment", "mnist-best", "--strategy",
             "mirrored", "--learning-rate", "1e38", "--steps", "30", "--no-eval", "--out",
             str(out)]  # fmt: skip
     result = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True,

@@ -141,7 +141,7 @@ def test_module_entry_point(model28, data_dir, tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "oneshot.cli.evaluate",
+        "oneshot.evaluate",
         "--model",
         str(model28),
         "--dataset",
@@ -235,7 +235,7 @@ def test_module_entry_point_records_the_trained_distance(trained_paths, data_dir
     """``python -m oneshot.evaluate`` in a fresh process loads the model and its distance."""
     out = tmp_path / "cosine.json"
     env = {**os.environ, "ONESHOT_DATA_DIR": str(data_dir)}
-    cmd = [sys.executable, "-m", "oneshot.cli.evaluate", "--model", str(trained_paths["cosine"]),
+    cmd = [sys.executable, "-m", "oneshot.evaluate", "--model", str(trained_paths["cosine"]),
            "--dataset", "mnist", "--protocol", "cmc", "--cmc-trials", "1", "--out", str(out)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -23,13 +23,14 @@ import tensorflow as tf
 from oneshot.distances import CosineSimilarity, Distance
 from oneshot.losses.base import MetricLoss, check_margin, check_positive
 from oneshot.losses.pair_sets import all_pairs, masked_logsumexp, pair_masks, row_values
+from oneshot.pieces import register
 from oneshot.reducers import MeanNonZeroReducer
 
 #: Keras's own Circle loss (``keras.losses.Circle``): its weights a_p, a_n carry gradient.
 KerasCircleLoss = keras.losses.Circle
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class CircleLoss(MetricLoss):
     """Circle loss (Sun et al. 2020), in-batch, with constant weights a_p and a_n.
 

@@ -22,6 +22,7 @@ import tensorflow as tf
 from oneshot.distances import Distance
 from oneshot.losses.base import MetricLoss, check_margin, pair_values
 from oneshot.miners import HardPairMiner
+from oneshot.pieces import register
 
 
 def contrastive_loss(
@@ -59,7 +60,7 @@ def contrastive_loss(
     return y * pull + (1.0 - y) * push
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class PairContrastiveLoss(keras.losses.Loss):
     """Keras loss for a siamese model whose output is the pair distance (``y_true``: 1 = same).
 
@@ -87,7 +88,7 @@ class PairContrastiveLoss(keras.losses.Loss):
         return {**super().get_config(), "dtype": self.dtype, "margin": self.margin}
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class ContrastiveLoss(MetricLoss):
     """Contrastive loss over the pairs of a batch (in-batch / online).
 

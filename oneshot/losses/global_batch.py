@@ -24,6 +24,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from oneshot.pieces import register
+
 
 def _replica_context() -> tf.distribute.ReplicaContext | None:
     """The replica context of a strategy with several replicas in sync, else None (no
@@ -60,7 +62,7 @@ def gather_with_gradient(
     return gather(x)
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class GlobalBatchLoss(keras.losses.Loss):
     """An in-batch loss mined and computed on the global batch of all replicas.
 

@@ -18,6 +18,7 @@ from oneshot.losses.contrastive import ContrastiveLoss
 from oneshot.losses.quadruplet import QuadrupletLoss
 from oneshot.losses.triplet import TripletMarginLoss
 from oneshot.miners import BatchAllMiner, BatchHardMiner, HardPairMiner, SemiHardMiner
+from oneshot.pieces import register
 from oneshot.reducers import MeanNonZeroReducer, MeanReducer
 
 TRIPLET_MINERS = ("batch_hard", "batch_all", "semi_hard")
@@ -29,7 +30,7 @@ def _base(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k in ("name", "reduction", "dtype")}
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class OnlineTripletLoss(TripletMarginLoss):
     """``TripletMarginLoss`` with the miner named by a string: "batch_hard" (mean over
     anchors), "batch_all" (mean over active triplets), "semi_hard" (previous oneshot rule)."""
@@ -61,7 +62,7 @@ class OnlineTripletLoss(TripletMarginLoss):
                 "soft_margin": self.soft_margin}  # fmt: skip
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class OnlineQuadrupletLoss(QuadrupletLoss):
     """``QuadrupletLoss`` under its previous argument names (margin1, margin2, adaptive)."""
 
@@ -80,7 +81,7 @@ class OnlineQuadrupletLoss(QuadrupletLoss):
                 "distance": keras.saving.serialize_keras_object(self.distance)}  # fmt: skip
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class OnlineContrastiveLoss(ContrastiveLoss):
     """``ContrastiveLoss(pos_margin=0, neg_margin=margin)`` on "hard_pairs" (positives with
     d > 0, negatives inside the margin) or "all" pairs."""

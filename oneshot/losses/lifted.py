@@ -18,15 +18,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import tensorflow as tf
 
 from oneshot.distances import Distance
 from oneshot.losses.base import MetricLoss, check_margin, pair_values
 from oneshot.losses.pair_sets import all_pairs, masked_logsumexp, pair_masks, row_values
+from oneshot.pieces import register
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class LiftedStructureLoss(MetricLoss):
     """Lifted structured embedding loss, the smooth form (Song et al. 2016), in-batch.
 
@@ -98,7 +98,7 @@ class LiftedStructureLoss(MetricLoss):
         return {**super().get_config(), "margin": self.margin}
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class GeneralizedLiftedStructureLoss(MetricLoss):
     """Generalised lifted structure loss (Hermans et al. 2017), in-batch: one term per anchor.
 

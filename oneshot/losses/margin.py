@@ -13,19 +13,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import tensorflow as tf
 
 from oneshot.distances import Distance, LpDistance
 from oneshot.losses.base import MetricLoss, check_embeddings, check_margin, pair_values
 from oneshot.losses.pair_sets import all_pairs, contrastable_anchors, row_values
 from oneshot.miners import DistanceWeightedMiner
+from oneshot.pieces import register
 from oneshot.reducers import MeanNonZeroReducer
 
 UNIT_NORM_TOLERANCE = 1e-3
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class MarginLoss(MetricLoss):
     """Margin loss of "Sampling Matters" (Wu et al. 2017) over the pairs of a batch.
 

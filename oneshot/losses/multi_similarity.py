@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import tensorflow as tf
 
 from oneshot.distances import CosineSimilarity, Distance
@@ -29,9 +28,10 @@ from oneshot.losses.pair_sets import (
     row_values,
 )
 from oneshot.miners.base import check_number
+from oneshot.pieces import register
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class MultiSimilarityLoss(MetricLoss):
     """Multi-similarity loss (Wang et al. 2019), in-batch: one term per anchor.
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import tensorflow as tf
 
 from oneshot.distances import Distance, DotProductSimilarity
 from oneshot.losses.base import MetricLoss
 from oneshot.miners import label_masks
+from oneshot.pieces import register
 
 
 def first_pairs(labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -41,7 +41,7 @@ def first_pairs(labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return anchors, positives
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class NPairsLoss(MetricLoss):
     """Multi-class N-pair loss (Sohn 2016), in-batch.
 

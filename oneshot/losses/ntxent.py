@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import tensorflow as tf
 
 from oneshot.distances import CosineSimilarity, Distance
@@ -27,9 +26,10 @@ from oneshot.losses.pair_sets import (
     pair_masks,
     row_values,
 )
+from oneshot.pieces import register
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class NTXentLoss(MetricLoss):
     """Normalised temperature-scaled cross-entropy (NT-Xent, SimCLR), in-batch and supervised.
 

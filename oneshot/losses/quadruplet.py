@@ -38,6 +38,7 @@ from oneshot.distances import Distance
 from oneshot.losses.base import MetricLoss, check_margin, pair_values
 from oneshot.losses.triplet import triplet_loss_from_distances
 from oneshot.miners import QuadrupletMarginMiner, get_miner
+from oneshot.pieces import register
 from oneshot.reducers import get_reducer
 
 
@@ -108,7 +109,7 @@ def quadruplet_loss(
     return triplet_loss_from_distances(p, n, alpha1) + triplet_loss_from_distances(p, nn, alpha2)
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class QuadrupletLoss(MetricLoss):
     """Quadruplet loss over the quadruplets of a batch, with margin-based mining (Chen 2017).
 
@@ -181,7 +182,7 @@ class QuadrupletLoss(MetricLoss):
         }
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class QuadrupletLossLayer(keras.layers.Layer):
     """Custom loss layer: adds the mean quadruplet loss of ``[d_ap, d_an, d_nn]`` with add_loss.
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import tensorflow as tf
 
 from oneshot.distances import CosineSimilarity, Distance
@@ -24,9 +23,10 @@ from oneshot.losses.pair_sets import (
     pair_masks,
     row_values,
 )
+from oneshot.pieces import register
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class SupConLoss(MetricLoss):
     """Supervised contrastive loss (SupCon, L_out), in-batch: one term per anchor.
 

@@ -19,6 +19,7 @@ import tensorflow as tf
 from oneshot.distances import Distance, get_distance
 from oneshot.losses.base import MetricLoss, check_embeddings, check_margin, pair_values
 from oneshot.miners import BatchAllMiner, label_masks
+from oneshot.pieces import register
 from oneshot.reducers import MeanNonZeroReducer, MeanReducer, get_reducer
 
 
@@ -56,7 +57,7 @@ def triplet_loss(
     return triplet_loss_from_distances(d_ap, d_an, margin, soft_margin)
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class TripletMarginLoss(MetricLoss):
     """Triplet margin loss over the triplets of a batch (in-batch / online).
 
@@ -133,7 +134,7 @@ def active_triplet_fraction(
     return tf.cast(active, dist.dtype) / tf.maximum(tf.cast(valid, dist.dtype), 1.0)
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class TripletLossLayer(keras.layers.Layer):
     """Custom loss layer of a triplet model: adds the reduced triplet loss of its three inputs.
 

@@ -38,6 +38,7 @@ from keras import layers, ops
 
 from oneshot.errors import UsageError
 from oneshot.models.layers import EMBEDDING_NAME, check_input_shape, l2_normalize_layer
+from oneshot.pieces import register
 
 BACKBONE_NAME = "backbone"
 
@@ -115,7 +116,7 @@ def min_size(application: str) -> int:
     return MIN_SIZES.get(family(application), DEFAULT_MIN_SIZE)
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class ImageNetPreprocessing(layers.Layer):
     """Images in [0, 1] -> the input a ``keras.applications`` family expects.
 
