@@ -123,7 +123,8 @@ class LossHeadModel(keras.Model):
 def attach(model: keras.Model, loss: keras.losses.Loss) -> keras.Model:
     """The model that trains ``loss``'s head: a :class:`LossHeadModel` over ``model``'s
     inputs and outputs (``model`` itself if it is one), the head built for the output size
-    and held as ``model.loss_head``. Compile it with ``loss``. The loss then belongs to it.
+    and held as ``model.loss_head``. Compile it with ``loss``. The loss then belongs to it, and
+    the model holds no other loss's head (both are refused).
 
     Example:
     >>> model = attach(keras.Model(images, embeddings), loss := ArcFaceLoss(num_classes=10))
@@ -146,6 +147,14 @@ def attach(model: keras.Model, loss: keras.losses.Loss) -> keras.Model:
                 f"inputs and outputs). Received: {type(model).__name__} {model.name!r}."
             )
         model = LossHeadModel(inputs, outputs, name=model.name)
+    held = getattr(model, LOSS_HEAD, None)
+    if held is not None and held is not head:  # it would go on holding (and training) both
+        raise ValueError(
+            f"Invalid value for argument `loss`: model {model.name!r} holds the layer of "
+            f"another loss ({held.name!r}). Attach {type(loss).__name__} to a new model over "
+            "the same layers: oneshot.losses.attach(keras.Model(model.inputs, model.outputs), "
+            "loss)."
+        )
     if hasattr(loss, "attach"):
         loss.attach(model)  # refuses a loss that already belongs to another model
     if not head.built:
