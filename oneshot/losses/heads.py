@@ -120,6 +120,22 @@ class LossHeadModel(keras.Model):
             _COMPUTING.reset(token)
 
 
+def _structure(model: keras.Model) -> tuple:
+    """A functional model's inputs and outputs in the structure it was built with (a
+    Sequential's: single tensors), or (None, None) for a model without them (subclassed)."""
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except (AttributeError, ValueError):
+        return None, None
+    if not inputs or not outputs:
+        return None, None
+    if hasattr(model, "_inputs_struct"):  # Functional
+        return model._inputs_struct, model._outputs_struct
+    return (inputs[0] if len(inputs) == 1 else inputs), (
+        outputs[0] if len(outputs) == 1 else outputs
+    )
+
+
 def attach(model: keras.Model, loss: keras.losses.Loss) -> keras.Model:
     """The model that trains ``loss``'s head: a :class:`LossHeadModel` over ``model``'s
     inputs and outputs (``model`` itself if it is one), the head built for the output size
@@ -127,8 +143,10 @@ def attach(model: keras.Model, loss: keras.losses.Loss) -> keras.Model:
     the model holds no other loss's head (both are refused).
 
     Example:
-    >>> model = attach(keras.Model(images, embeddings), loss := ArcFaceLoss(num_classes=10))
+    >>> loss = ArcFaceLoss(num_classes=10)
+    >>> model = attach(keras.Model(images, embeddings), loss)  # doctest: +SKIP
     >>> model.compile(optimizer="adam", loss=loss)  # doctest: +SKIP
+    >>> model.fit(images_and_labels)  # doctest: +SKIP
     """
     head = loss_head(loss)
     if head is None:
@@ -137,11 +155,8 @@ def attach(model: keras.Model, loss: keras.losses.Loss) -> keras.Model:
             "own (`loss.head`) to attach. Compile the model with it directly."
         )
     if not isinstance(model, LossHeadModel):
-        try:
-            inputs, outputs = model.inputs, model.outputs
-        except (AttributeError, ValueError):
-            inputs = outputs = None
-        if not inputs or not outputs:
+        inputs, outputs = _structure(model)
+        if inputs is None or outputs is None:
             raise ValueError(
                 "Invalid value for argument `model`. Expected a functional keras.Model (known "
                 f"inputs and outputs). Received: {type(model).__name__} {model.name!r}."
