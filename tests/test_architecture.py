@@ -68,7 +68,9 @@ def imports(path: Path) -> list[tuple[str, int, bool, str]]:
     source = path.read_text()
     lines = source.splitlines()
     tree = ast.parse(source)
-    package = module_name(path) if path.name == "__init__.py" else module_name(path).rsplit(".", 1)[0]
+    package = (
+        module_name(path) if path.name == "__init__.py" else module_name(path).rsplit(".", 1)[0]
+    )
     inner = {
         id(node)
         for function in ast.walk(tree)
@@ -141,7 +143,9 @@ def test_the_contract_catches_an_import_that_points_up():
     assert violations([("oneshot.losses.triplet", "oneshot.train")])
     assert violations([("oneshot.miners.base", "oneshot.reducers.means")])  # same layer
     assert violations([("oneshot.train", "oneshot.training.runner")])
-    assert not violations([("oneshot.train", "oneshot.losses"), ("oneshot.losses", "oneshot.pieces")])
+    assert not violations(
+        [("oneshot.train", "oneshot.losses"), ("oneshot.losses", "oneshot.pieces")]
+    )
 
 
 def test_no_import_cycle_between_modules():
@@ -163,7 +167,7 @@ def test_no_import_cycle_between_modules():
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycles.append(" -> ".join([*path[path.index(nxt):], nxt]))
+                cycles.append(" -> ".join([*path[path.index(nxt) :], nxt]))
             elif nxt not in state:
                 visit(nxt, [*path, nxt])
         state[node] = 2

@@ -64,9 +64,7 @@ def test_the_importtime_check_sees_tensorflow():
 
 
 def test_a_checked_argument_of_train_answers_before_tensorflow_is_imported():
-    refused = run_unsilenced(
-        "-m", "oneshot.train", "--experiment", "mnist-best", "--steps", "0"
-    )
+    refused = run_unsilenced("-m", "oneshot.train", "--experiment", "mnist-best", "--steps", "0")
     assert refused.returncode == 2 and "error: --steps must be >= 1" in refused.stderr
     assert not imported_tensorflow(refused.stderr)
 

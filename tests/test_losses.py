@@ -46,6 +46,7 @@ from oneshot.losses import (
     SupConLoss,
     TripletLossLayer,
     TripletMarginLoss,
+    attach,
     check_quadruplet_margins,
     contrastive_loss,
     quadruplet_loss,
@@ -406,9 +407,9 @@ def model_for(name: str, obj) -> tuple[keras.Model, dict[str, np.ndarray]]:
         return model, {"x0": rng.normal(size=(8, 4)).astype("float32"), "y": np.tile([0, 1], 4)}
     unit = [keras.layers.UnitNormalization()] if name.endswith("_unit") else []
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), *unit])
+    if getattr(obj, "head", None) is not None:  # class weights or a queue: in the model
+        model = attach(model, obj)
     model.compile(keras.optimizers.Adam(1e-3), loss=obj)
-    if getattr(obj, "head", None) is not None and not obj.head.built:
-        obj.head.build((None, 3))  # class weights exist before the save (else built on use)
     labels = np.array([0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 4])
     return model, {"x0": rng.normal(size=(12, 4)).astype("float32"), "y": labels}
 

@@ -13,7 +13,9 @@ distance, a miner and a reducer as arguments (``oneshot.losses.base``). The fami
   ``loss.head`` (``oneshot.losses.proxies``): :class:`NormalizedSoftmaxLoss`,
   :class:`CosFaceLoss`, :class:`ArcFaceLoss`, :class:`SubCenterArcFaceLoss`,
   :class:`SphereFaceLoss`, :class:`ProxyAnchorLoss`, :class:`ProxyNCALoss`,
-  :class:`SoftTripleLoss`.
+  :class:`SoftTripleLoss`. The training model must hold that layer:
+  :func:`oneshot.models.build_online`, or :func:`attach` for a model of your own (it returns a
+  :class:`LossHeadModel`); any other model computing such a loss is refused.
 
 Under a ``tf.distribute`` strategy, :class:`GlobalBatchLoss` wraps any of these so that it mines
 and computes on the global batch of all replicas, not on each replica's slice.
@@ -30,6 +32,7 @@ from oneshot.losses.circle import CircleLoss, KerasCircleLoss
 from oneshot.losses.contrastive import ContrastiveLoss, PairContrastiveLoss, contrastive_loss
 from oneshot.losses.cross_batch import CrossBatchMemory, EmbeddingMemory
 from oneshot.losses.global_batch import GlobalBatchLoss
+from oneshot.losses.heads import LossHeadModel, attach
 from oneshot.losses.legacy import OnlineContrastiveLoss, OnlineQuadrupletLoss, OnlineTripletLoss
 from oneshot.losses.lifted import GeneralizedLiftedStructureLoss, LiftedStructureLoss
 from oneshot.losses.margin import MarginLoss
@@ -73,6 +76,7 @@ __all__ = [
     "GlobalBatchLoss",
     "KerasCircleLoss",
     "LiftedStructureLoss",
+    "LossHeadModel",
     "MarginLoss",
     "MetricLoss",
     "MultiSimilarityLoss",
@@ -95,6 +99,7 @@ __all__ = [
     "TripletLossLayer",
     "TripletMarginLoss",
     "active_triplet_fraction",
+    "attach",
     "check_quadruplet_margins",
     "contrastive_loss",
     "quadruplet_loss",

@@ -6,11 +6,12 @@ last M embeddings and labels gives every anchor up to M - 1 partners instead of 
 cost of an M x M distance block at most, and no extra forward pass.
 
 The queue is a Keras layer, :class:`EmbeddingMemory`, of non-trainable variables: the
-embeddings (M, D), their labels (M,), how many rows were ever enqueued, and how many steps
-ran. :class:`CrossBatchMemory` exposes it as ``loss.head``, so
-:func:`oneshot.models.build_online` attaches it to the training model as the class-weight
-losses' heads are: ``model.save_weights`` (the run checkpoint) holds the queue and ``--resume``
-continues with the same memory, while the saved embedding model leaves it out.
+embeddings (M, D), their labels (M,), how many rows were ever enqueued, and how many training
+steps ran (``evaluate`` changes none of them). :class:`CrossBatchMemory` exposes it as
+``loss.head``, so :func:`oneshot.models.build_online` attaches it to the training model as the
+class-weight losses' heads are (:mod:`oneshot.losses.heads`): ``model.save_weights`` (the run
+checkpoint) holds the queue and ``--resume`` continues with the same memory, while the saved
+embedding model leaves it out.
 
 Choices, as pytorch-metric-learning's ``CrossBatchMemory`` makes them:
 
@@ -45,7 +46,7 @@ import tensorflow as tf
 
 from oneshot.losses.base import MetricLoss, check_embeddings
 from oneshot.losses.global_batch import GlobalBatchLoss
-from oneshot.losses.heads import LossHead, claim
+from oneshot.losses.heads import LossHead, claim, updates_state
 from oneshot.losses.proxies import check_count
 from oneshot.pieces import register
 from oneshot.reducers import Reducer
@@ -60,7 +61,8 @@ class EmbeddingMemory(LossHead):
 
     Its state is four non-trainable variables (saved with the model's weights): ``embeddings``
     (M, D), ``labels`` (M,) int64, ``count`` (rows ever enqueued: row ``count % M`` is written
-    next, ``min(count, M)`` rows are filled) and ``steps`` (calls of the loss that owns it).
+    next, ``min(count, M)`` rows are filled) and ``steps`` (training steps of the loss that
+    owns it).
     Replicas of a ``tf.distribute`` strategy keep the first replica's update.
 
     Args:
@@ -89,8 +91,8 @@ class EmbeddingMemory(LossHead):
         self.count = state("count", (), "int64")
         self.steps = state("steps", (), "int64")
 
-    def enqueue(self, labels: tf.Tensor, embeddings: tf.Tensor) -> tf.Tensor:
-        """Write a batch over the oldest rows; returns the rows it took (B,) int64."""
+    def slots(self, embeddings: tf.Tensor) -> tf.Tensor:
+        """The rows (B,) int64 a batch would take: the oldest ones (checked to fit)."""
         size = tf.shape(embeddings, out_type=tf.int64)[0]
         check = tf.debugging.assert_less_equal(
             size,
@@ -99,13 +101,28 @@ class EmbeddingMemory(LossHead):
             "rows) must hold at least one whole (global) batch.",
         )
         with tf.control_dependencies([check]):
-            slots = (self.count + tf.range(size)) % self.memory_size
+            return (self.count + tf.range(size)) % self.memory_size
+
+    def enqueue(self, labels: tf.Tensor, embeddings: tf.Tensor) -> tf.Tensor:
+        """Write a batch over the oldest rows; returns the rows it took (B,) int64."""
+        slots = self.slots(embeddings)
         rows = slots[:, None]
         values = tf.cast(tf.stop_gradient(embeddings), self.embeddings.dtype)
         self.embeddings.assign(tf.tensor_scatter_nd_update(self.embeddings, rows, values))
         self.labels.assign(tf.tensor_scatter_nd_update(self.labels, rows, tf.cast(labels, "int64")))
-        self.count.assign_add(size)
+        self.count.assign_add(tf.shape(slots, out_type=tf.int64)[0])
         return slots
+
+    def with_batch(self, labels: tf.Tensor, embeddings: tf.Tensor) -> tuple:
+        """What :meth:`enqueue` would make of the queue, without writing it: the rows the
+        batch takes, :meth:`filled`, the embeddings (M, D) and the labels (M,)."""
+        slots = self.slots(embeddings)
+        rows = slots[:, None]
+        values = tf.cast(tf.stop_gradient(embeddings), self.embeddings.dtype)
+        stored = tf.tensor_scatter_nd_update(self.embeddings, rows, values)
+        labels = tf.tensor_scatter_nd_update(self.labels, rows, tf.cast(labels, "int64"))
+        count = self.count + tf.shape(slots, out_type=tf.int64)[0]
+        return slots, tf.range(self.memory_size, dtype=tf.int64) < count, stored, labels
 
     def filled(self) -> tf.Tensor:
         """(M,) bool: the rows that hold an embedding."""
@@ -179,9 +196,11 @@ class CrossBatchMemory(keras.losses.Loss):
     prefer one that keeps a few tuples per anchor (batch-hard, semi-hard, a margin), as
     batch-all over the queue's anchors would list O(M^3) triplets before they are dropped.
 
-    The loss updates its queue at every call: use it for training (``fit``), not to evaluate.
-    Build the model with :func:`oneshot.models.build_online`, which attaches the queue so that
-    the run checkpoint holds it (a loss belongs to one model).
+    The loss updates its queue in each training step (and each direct call); ``evaluate``
+    computes it against the queue as it would be with the batch, leaving the queue and step
+    count unchanged. Build the model with :func:`oneshot.models.build_online` (or
+    :func:`oneshot.losses.attach`), which puts the queue in the model so that the run
+    checkpoint holds it (a loss belongs to one model); any other model is refused.
 
     Args:
         loss: the wrapped in-batch loss, a ``oneshot.losses.MetricLoss`` on triplets or pairs
@@ -255,41 +274,52 @@ class CrossBatchMemory(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         labels, embeddings = check_embeddings(y_true, y_pred)
+        training = updates_state(self)  # a model that does not hold the queue is refused
         memory = self.head
         if not memory.built:
             if not tf.executing_eagerly():
                 raise ValueError(
                     f"The queue of {type(self).__name__} is not built, and a graph cannot "
                     "create it. Build the training model with oneshot.models.build_online("
-                    "embedding, loss=...), which attaches and builds it."
+                    "embedding, loss=...) or oneshot.losses.attach(model, loss), which attach "
+                    "and build it."
                 )
             memory.build(embeddings.shape)
         if self.warmup_steps:
             values = tf.cond(
                 memory.steps < self.warmup_steps,
                 lambda: self.loss.call(labels, embeddings),
-                lambda: self.with_memory(labels, embeddings),
+                lambda: self.with_memory(labels, embeddings, training),
             )
         else:
-            values = self.with_memory(labels, embeddings)
-        memory.steps.assign_add(1)
+            values = self.with_memory(labels, embeddings, training)
+        if training:
+            memory.steps.assign_add(1)
         return values
 
-    def with_memory(self, labels: tf.Tensor, embeddings: tf.Tensor) -> tf.Tensor:
-        """Enqueue the batch, then its per-sample losses (B,) against the queue."""
+    def with_memory(
+        self, labels: tf.Tensor, embeddings: tf.Tensor, enqueue: bool = True
+    ) -> tf.Tensor:
+        """Enqueue the batch, then its per-sample losses (B,) against the queue. With
+        ``enqueue`` False (``evaluate``) the same values against the queue as it would be with
+        the batch enqueued, the queue left unchanged."""
         memory = self.head
-        slots = memory.enqueue(labels, embeddings)
+        if enqueue:
+            slots = memory.enqueue(labels, embeddings)
+            filled = memory.filled()
+            queue_embeddings = tf.convert_to_tensor(memory.embeddings)
+            queue_labels = tf.convert_to_tensor(memory.labels)
+        else:
+            slots, filled, queue_embeddings, queue_labels = memory.with_batch(labels, embeddings)
         size = tf.shape(slots)[0]
         current = tf.scatter_nd(slots[:, None], tf.ones_like(slots, tf.bool), [memory.memory_size])
-        older = tf.where(tf.logical_and(memory.filled(), tf.logical_not(current)))[:, 0]
-        stored = tf.cast(tf.convert_to_tensor(memory.embeddings), embeddings.dtype)
+        older = tf.where(tf.logical_and(filled, tf.logical_not(current)))[:, 0]
+        stored = tf.cast(queue_embeddings, embeddings.dtype)
         past = tf.gather(stored, older)
         rows = tf.concat([embeddings, past], 0)
         own = embeddings if self.batch_gradient else tf.gather(stored, slots)
         columns = tf.concat([own, past], 0)
-        all_labels = tf.concat(
-            [tf.cast(labels, tf.int64), tf.gather(tf.convert_to_tensor(memory.labels), older)], 0
-        )
+        all_labels = tf.concat([tf.cast(labels, tf.int64), tf.gather(queue_labels, older)], 0)
         distance = self.loss.distance
         dist = distance.dissimilarity(distance.pairwise(rows, columns))
         indices = batch_anchored(self.loss.mine(dist, all_labels), size, self.loss.tuples)

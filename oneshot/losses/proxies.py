@@ -4,9 +4,11 @@ These losses compare each embedding with learned vectors, one or more per class,
 with the other embeddings of the batch. They keep the in-batch signature (``y_true`` = integer
 labels (B,), ``y_pred`` = embeddings (B, D), per-sample values (B,)), so the data pipeline,
 ``fit`` and evaluation do not change. The vectors live in a :class:`ClassProxies` layer that the
-loss exposes as ``loss.head``; :func:`oneshot.models.build_online` attaches it to the training
-model, so ``fit`` trains it and the run checkpoint holds it, while the saved ``model.keras``
-(:func:`oneshot.models.saveable_model`) stays the embedding model alone.
+loss exposes as ``loss.head``; :func:`oneshot.models.build_online` (or
+:func:`oneshot.losses.attach`) puts it in the training model, so ``fit`` trains it and the run
+checkpoint holds it, while the saved ``model.keras`` (:func:`oneshot.models.saveable_model`)
+stays the embedding model alone. A model that computes the loss without holding the layer is
+refused (:mod:`oneshot.losses.heads`).
 
 A per-parameter learning rate (the papers train proxies faster) is a reparametrisation: the
 layer stores ``raw`` and uses ``W = lr_multiplier * raw`` (``raw`` starts at ``W0 /
@@ -27,7 +29,7 @@ import tensorflow as tf
 
 from oneshot.distances import CosineSimilarity
 from oneshot.losses.base import MetricLoss, check_embeddings, check_positive
-from oneshot.losses.heads import LossHead, claim
+from oneshot.losses.heads import LossHead, claim, updates_state
 from oneshot.pieces import register
 
 #: the default initial proxies: unit-variance normal entries (norm about sqrt(D) whatever C)
@@ -149,8 +151,9 @@ class ProxyLoss(MetricLoss):
     :meth:`from_cosines` or override :meth:`proxy_loss`).
 
     The loss owns its :class:`ClassProxies` as ``loss.head``: build the training model with
-    :func:`oneshot.models.build_online`, which attaches and builds it, so ``fit`` trains it. A
-    loss (and its head) belongs to one model: give another model a fresh copy,
+    :func:`oneshot.models.build_online` (or :func:`oneshot.losses.attach`), which attaches and
+    builds it, so ``fit`` trains it; any other model computing the loss is refused with an
+    error saying so. A loss (and its head) belongs to one model: give another model a fresh copy,
     ``keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))``, whose
     proxies are new and unbuilt. The distance recorded for evaluation is the cosine similarity
     (all these losses compare directions).
@@ -200,12 +203,15 @@ class ProxyLoss(MetricLoss):
         self._owner = None  # weak reference to the model the head is attached to
 
     def proxies_for(self, embeddings: tf.Tensor) -> tf.Tensor:
-        """The proxies (C * K, D) in the embeddings' dtype (built on first eager use)."""
+        """The proxies (C * K, D) in the embeddings' dtype (built on first eager use). A
+        Keras model that does not hold them is refused (:func:`heads.updates_state`)."""
+        updates_state(self)
         if not self.head.built and not tf.executing_eagerly():
             raise ValueError(
                 f"The class weights of {type(self).__name__} are not built, and a graph cannot "
                 "create them. Build the training model with oneshot.models.build_online("
-                "embedding, loss=...), which attaches and builds them, so that fit trains them."
+                "embedding, loss=...) or oneshot.losses.attach(model, loss), which attach and "
+                "build them, so that fit trains them."
             )
         return tf.cast(self.head(embeddings), embeddings.dtype)
 

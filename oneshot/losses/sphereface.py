@@ -11,10 +11,10 @@ monotonically decreasing on [0, pi]. Training starts from (almost) plain softmax
     lambda(t) = max(base (1 + gamma t)^(-power), lambda_min)              (:func:`sphereface_lambda`)
 
 with t the number of training steps so far (the paper's code: base 1000, gamma 0.12, power 1,
-lambda_min 5). t is a variable of the loss's head (``loss.head.step``), advanced by one each time
-the loss is computed, so it is saved in the run checkpoint with the class weights and a resumed
-run continues the schedule. (Computing the loss outside training, e.g. ``model.evaluate`` with
-this loss, also advances it.)
+lambda_min 5). t is a variable of the loss's head (``loss.head.step``), advanced by one in each
+training step (and each direct call of the loss), so it is saved in the run checkpoint with the
+class weights and a resumed run continues the schedule. ``model.evaluate`` computes the loss at
+the current t without advancing it (:class:`oneshot.losses.heads.LossHeadModel`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from oneshot.losses.heads import updates_state
 from oneshot.losses.margin_softmax import softmax_cross_entropy, target_cosines, with_target
 from oneshot.losses.proxies import ClassProxies, ProxyLoss, check_count, normalize
 from oneshot.miners.base import check_number
@@ -133,6 +134,8 @@ class SphereFaceLoss(ProxyLoss):
         step = self.head.step
         lam = sphereface_lambda(step, self.base, self.gamma, self.power, self.lambda_min)
         lam = tf.cast(lam, embeddings.dtype)
+        if not updates_state(self):  # evaluate: lambda at the current step, none counted
+            return self.with_lambda(labels, embeddings, proxies, lam)
         with tf.control_dependencies([lam]):
             advance = step.assign_add(1)
         with tf.control_dependencies([advance]):

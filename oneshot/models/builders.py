@@ -26,7 +26,8 @@ from keras import layers
 
 from oneshot.checks import check_choice
 from oneshot.distances import DISTANCES, Distance, distance_name, get_distance
-from oneshot.losses import PairContrastiveLoss, QuadrupletLossLayer, TripletLossLayer
+from oneshot.losses import PairContrastiveLoss, QuadrupletLossLayer, TripletLossLayer, attach
+from oneshot.losses.heads import LOSS_HEAD, loss_head
 from oneshot.models.layers import (
     SIMILARITY_NAME,
     AbsoluteDifference,
@@ -40,8 +41,6 @@ SIAMESE_HEADS = ("contrastive", "l1_sigmoid", "cosine", "concat")
 QUADRUPLET_METRICS = ("learned", *DISTANCES)
 DISTANCE_TAG = "embedding_distance"
 TUPLE_INPUTS = ("anchor", "positive", "negative", "negative2")
-#: the attribute of an online model that holds its loss's trainable layer (see build_online)
-LOSS_HEAD = "loss_head"
 
 
 def _check_embedding(embedding: keras.Model) -> keras.Model:
@@ -242,12 +241,14 @@ def build_online(
     The model ends with an :class:`EmbeddingDistance` layer that records the loss's distance,
     so the saved model is evaluated with the distance it was trained with.
 
-    A loss with trainable state of its own (class weights or proxies: ``loss.head``, a Keras
-    layer, see :func:`loss_head`) has it built for the embedding size and attached to the
-    model as ``model.loss_head``: ``fit`` trains it and the run checkpoint
-    (``model.save_weights``) holds it. It is not part of the embedding model: save the trained
-    model with ``saveable_model(model).save(path)``, which leaves it out. The loss then
-    belongs to this model (a second ``build_online`` with it is refused).
+    A loss with a layer of its own (class weights, proxies or a queue: ``loss.head``, see
+    :func:`loss_head`) has it built for the embedding size and attached to the model as
+    ``model.loss_head`` (:func:`oneshot.losses.attach`: the model is then a
+    :class:`oneshot.losses.LossHeadModel`): ``fit`` trains it, the run checkpoint
+    (``model.save_weights``) holds it, and ``evaluate`` leaves its state alone. It is not part
+    of the embedding model: save the trained model with ``saveable_model(model).save(path)``,
+    which leaves it out. The loss then belongs to this model (a second ``build_online`` with it
+    is refused).
 
     Args:
         embedding: the embedding network (named "embedding"), nested in the model.
@@ -269,23 +270,11 @@ def build_online(
     tag = EmbeddingDistance(distance if distance is not None else own, name=DISTANCE_TAG)
     (images,) = _inputs(embedding, ("image",))
     model = keras.Model(images, tag(embedding(images)), name="online")
-    head = loss_head(loss)
-    if head is not None:
-        if hasattr(loss, "attach"):
-            loss.attach(model)  # refuses a loss that already trains another model
-        if not head.built:
-            head.build((None, embedding.output_shape[-1]))
-        setattr(model, LOSS_HEAD, head)  # tracked: its weights join model.trainable_weights
+    if loss_head(loss) is not None:
+        model = attach(model, loss)  # holds loss.head; refuses a loss of another model
     if loss is not None and optimizer is not None:
         model.compile(optimizer=optimizer, loss=loss)
     return model
-
-
-def loss_head(loss: keras.losses.Loss | None) -> keras.layers.Layer | None:
-    """The trainable layer a loss owns (its class weights or proxies), ``loss.head``; None for
-    losses without one. Any loss exposing a Keras layer as ``head`` is trained this way."""
-    head = getattr(loss, "head", None)
-    return head if isinstance(head, keras.layers.Layer) else None
 
 
 def saveable_model(model: keras.Model) -> keras.Model:
