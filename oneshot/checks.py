@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -43,3 +44,41 @@ def check_embeddings(embeddings: Any, argument: str = "embeddings") -> Any:
             f"(from Scorer.embed). Received shape {shape}, dtype {dtype}."
         )
     return embeddings
+
+
+def check_number(
+    argument: str, value: Any, allow_none: bool = False, minimum: float | None = 0.0
+) -> float | None:
+    """``value`` as a float if it is a real number ``>= minimum`` (or None when allowed)."""
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(value)
+    if not ok or (minimum is not None and value < minimum):
+        expected = "a finite number" + (f" >= {minimum}" if minimum is not None else "")
+        raise ValueError(
+            f"Invalid value for argument `{argument}`. Expected {expected}"
+            f"{' or None' if allow_none else ''}. Received: {argument}={value!r}"
+        )
+    return float(value)
+
+
+def check_positive(argument: str, value: Any) -> float:
+    """``value`` as a float if it is a finite number > 0 (scales, temperatures), else a
+    ValueError naming the argument."""
+    value = check_number(argument, value, minimum=0.0)
+    if value <= 0:
+        raise ValueError(
+            f"Invalid value for argument `{argument}`. Expected a finite number > 0. "
+            f"Received: {argument}={value!r}"
+        )
+    return value
+
+
+def check_count(argument: str, value: Any, minimum: int) -> int:
+    """``value`` as an int if it is an integer >= ``minimum``, else a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(
+            f"Invalid value for argument `{argument}`. Expected an integer >= {minimum}. "
+            f"Received: {argument}={value!r}"
+        )
+    return int(value)

@@ -51,6 +51,6 @@ def start_tensorflow_quietly(quiet: bool = True) -> None:
     if quiet:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = QUIET_LOG_LEVEL
     with native_stderr_silenced(quiet):
-        import tensorflow as tf
+        import tensorflow as tf  # late import: starting TensorFlow quietly is this module's job
 
         tf.config.list_physical_devices()  # the CUDA probe writes its failure here

@@ -138,7 +138,7 @@ def test_the_light_names_are_the_librarys():
 def test_the_catalogue_train_help_lists_is_the_experiments():
     """``oneshot/experiments/catalogue.json`` (read by --help) matches the experiments; after
     adding one: python -c "from oneshot.experiments import write_catalogue; write_catalogue()"."""
-    from oneshot.cli.train import experiment_catalogue
+    from oneshot.cli.train_args import experiment_catalogue
     from oneshot.experiments import EXPERIMENTS, get_experiment
 
     built = {name: get_experiment(name).summary for name in EXPERIMENTS}

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from oneshot.cli.train import build_experiment, parse_args
-from oneshot.training.runner import training_record
+from oneshot.training.distributed import training_record
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 CONFIGS = sorted(RESULTS.glob("**/config.json"))

@@ -253,8 +253,14 @@ def test_without_a_strategy_it_is_the_wrapped_loss_bit_for_bit(batch, make):
         values[loss.name] = [value.numpy()] + [g.numpy() for g in tape.gradient(value, weights)]
     first, second = values.values()
     assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+    embeddings = net(x)
     graph = tf.function(lambda e: wrapped(y, e))  # the default replica context inside a graph
-    assert np.array_equal(graph(net(x)).numpy(), first[0])
+    inner_graph = tf.function(lambda e: inner(y, e))
+    # bit for bit against the inner loss in a graph too (the same kernels run) ...
+    assert np.array_equal(graph(embeddings).numpy(), inner_graph(embeddings).numpy())
+    # ... but only close to the eager value: TensorFlow's graph optimiser may fuse the ops
+    # differently from eager execution on some processors (seen on an AVX2-only host)
+    np.testing.assert_allclose(graph(embeddings).numpy(), first[0], rtol=1e-6)
 
 
 def test_it_forwards_what_the_models_read_from_a_loss():

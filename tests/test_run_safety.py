@@ -200,7 +200,7 @@ def test_a_second_run_into_a_locked_folder_fails_at_once(tmp_path, data_dir, cap
 
 def test_experiment_record_merges_are_serialised(tmp_path):
     """Two runs of one experiment in separate processes merge experiment.json in turn."""
-    from oneshot.training.runner import _write_merged
+    from oneshot.training.files import write_experiment_record as _write_merged
 
     path = tmp_path / "experiment.json"
     _write_merged(path, {"name": "e", "runs": [{"name": "a"}], "commands": {"a": "x"}})

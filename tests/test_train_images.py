@@ -222,7 +222,8 @@ def test_folder_flags_need_images(tmp_path, capsys):
     ],
 )
 def test_augment_and_patience_flags_reach_the_run(tmp_path, data_dir, extra, augment, patience):
-    from oneshot.cli.train import build_folder_experiment, parse_args
+    from oneshot.cli.train_args import parse_args
+    from oneshot.cli.train_images import build_folder_experiment
 
     folder = export_digits(tmp_path / "digits", data_dir, classes=6, per_class=3)
     args = parse_args(["--images", str(folder), *extra])
@@ -249,7 +250,8 @@ def test_the_recommended_recipe_is_the_few_class_studys_best_from_scratch():
 @pytest.mark.parametrize("extra, size", [([], 30), (["--image-size", "24"], 24)])
 def test_non_square_images_are_resized_with_a_note_on_their_aspect_ratio(tmp_path, data_dir,
                                                                          capsys, extra, size):  # fmt: skip
-    from oneshot.cli.train import parse_args, read_folder
+    from oneshot.cli.train_args import parse_args
+    from oneshot.cli.train_images import read_folder
 
     folder = _not_square(tmp_path / "folder", data_dir)
     args = parse_args(["--images", str(folder), *extra])

@@ -27,7 +27,7 @@ from oneshot.applications.identify import (
     identify,
     open_set,
 )
-from oneshot.applications.index import BACKENDS, EmbeddingIndex, SearchResult
+from oneshot.applications.index import BACKENDS, EmbeddingIndex
 from oneshot.applications.inputs import (
     ModelImages,
     embed_images,
@@ -35,6 +35,7 @@ from oneshot.applications.inputs import (
     read_image_folder,
     scorer_for,
 )
+from oneshot.applications.items import SearchResult
 from oneshot.applications.novelty import NoveltyResult, novelty, novelty_scores
 from oneshot.applications.search import SearchQuality, plot_hits, search_quality
 from oneshot.applications.splits import class_split, enrolment_split

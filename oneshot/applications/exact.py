@@ -24,6 +24,18 @@ from oneshot.distances import Distance, pairwise_distances
 DEFAULT_BLOCK_ELEMENTS = 1 << 22  # distances per block (16 MB of float32)
 
 
+def check_block_elements(block_elements: int) -> int:
+    """``block_elements`` (distances per block) if it is an int >= 1, else a ValueError."""
+    if isinstance(block_elements, bool) or not isinstance(block_elements, int):
+        block_elements = -1
+    if block_elements < 1:
+        raise ValueError(
+            "Invalid value for argument `block_elements`. Expected an int >= 1. "
+            f"Received: block_elements={block_elements!r}"
+        )
+    return block_elements
+
+
 def smallest_k(distances: np.ndarray, indices: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` smallest entries of each row, ordered by (distance, index).
 

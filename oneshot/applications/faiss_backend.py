@@ -41,7 +41,7 @@ INSTALL = "pip install faiss-cpu"
 def import_faiss() -> Any:
     """The ``faiss`` module, or an ImportError saying how to install it."""
     try:
-        import faiss
+        import faiss  # optional dependency (pip install faiss-cpu)
     except ImportError as error:
         raise ImportError(
             f'backend="faiss" needs the faiss package, which is not installed: {INSTALL} '

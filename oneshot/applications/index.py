@@ -28,14 +28,17 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from oneshot.applications.exact import DEFAULT_BLOCK_ELEMENTS, exact_search
+from oneshot.applications.exact import (
+    DEFAULT_BLOCK_ELEMENTS,
+    check_block_elements,
+    exact_search,
+)
 from oneshot.applications.faiss_backend import (
     FAISS_INDEXES,
     FaissSearcher,
@@ -43,7 +46,22 @@ from oneshot.applications.faiss_backend import (
     faiss_metric,
     import_faiss,
 )
-from oneshot.applications.storage import IndexFileError, read_index_file, write_index_file
+from oneshot.applications.items import (
+    SearchResult,
+    check_exclude,
+    check_image_shape,
+    check_unique,
+    check_vectors,
+    gather_items,
+    item_keys,
+    read_only,
+)
+from oneshot.applications.storage import (
+    IndexFileError,
+    check_index_arrays,
+    read_index_file,
+    write_index_file,
+)
 from oneshot.checks import check_choice
 from oneshot.data.preprocess import to_model_input
 from oneshot.distances import Distance, get_distance
@@ -52,36 +70,6 @@ from oneshot.models.identity import ModelIdentity, embedding_network
 from oneshot.version import __version__
 
 BACKENDS = ("exact", "faiss")
-EMBED_FIRST = (
-    "embed them first (index.search_images(model, images), or Scorer(model).embed(images))"
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class SearchResult:
-    """The k nearest gallery items of each query, ascending by distance (ties: smaller index).
-
-    Attributes:
-        distances: float32 (Q, k) dissimilarities, smaller = more alike.
-        indices: int64 (Q, k) rows of the gallery (insertion order).
-        labels: (Q, k) labels of those rows (int64 or unicode), or None for an unlabelled index.
-        ids: (Q, k) item ids of those rows (int64 or unicode).
-
-    An approximate FAISS index may find fewer than k neighbours: the missing slots hold index
-    -1, distance ``inf``, and label / id -1 (integers) or ``""`` (strings).
-    """
-
-    distances: np.ndarray
-    indices: np.ndarray
-    labels: np.ndarray | None
-    ids: np.ndarray
-
-    @property
-    def k(self) -> int:
-        return int(self.indices.shape[1])
-
-    def __len__(self) -> int:
-        return int(self.indices.shape[0])
 
 
 class EmbeddingIndex:
@@ -120,14 +108,7 @@ class EmbeddingIndex:
         if backend == "faiss":
             faiss_metric(self.distance)  # refuse a distance FAISS cannot compute, now
             import_faiss()  # and say how to install FAISS before any work
-        if isinstance(block_elements, bool) or not isinstance(block_elements, int):
-            block_elements = -1
-        if block_elements < 1:
-            raise ValueError(
-                "Invalid value for argument `block_elements`. Expected an int >= 1. "
-                f"Received: block_elements={block_elements!r}"
-            )
-        self.block_elements = block_elements
+        self.block_elements = check_block_elements(block_elements)
         if model is not None and not isinstance(model, ModelIdentity):
             model = ModelIdentity.of(model)
         self.model: ModelIdentity | None = model
@@ -173,17 +154,17 @@ class EmbeddingIndex:
     @property
     def embeddings(self) -> np.ndarray:
         """The gallery embeddings, float32 (N, D), read-only."""
-        return _read_only(self._embeddings)
+        return read_only(self._embeddings)
 
     @property
     def labels(self) -> np.ndarray | None:
         """Labels (N,), int64 or unicode, read-only; None for an unlabelled index."""
-        return None if self._labels is None else _read_only(self._labels)
+        return None if self._labels is None else read_only(self._labels)
 
     @property
     def ids(self) -> np.ndarray:
         """Item ids (N,), int64 or unicode, read-only."""
-        return _read_only(self._ids)
+        return read_only(self._ids)
 
     def __repr__(self) -> str:
         model = self.model.short() if self.model else None
@@ -210,7 +191,7 @@ class EmbeddingIndex:
                 Defaults to None: the running positions ``len(index) .. len(index) + n - 1``
                 (integer ids only).
         """
-        x = self._check_vectors(embeddings, "embeddings")
+        x = check_vectors(embeddings, "embeddings", self._dim)
         if isinstance(embeddings, np.ndarray) and np.may_share_memory(x, embeddings):
             x = x.copy()  # the index owns its gallery: later changes to the caller's array
         n = len(x)
@@ -224,7 +205,7 @@ class EmbeddingIndex:
                 "Invalid value for argument `labels`. This index was built without labels. "
                 "Received: labels (rebuild the index with labels for every item)"
             )
-        new_labels = None if labels is None else _keys(labels, n, "labels", self._labels)
+        new_labels = None if labels is None else item_keys(labels, n, "labels", self._labels)
         if ids is None:
             if self._ids.dtype.kind == "U":
                 raise ValueError(
@@ -233,9 +214,9 @@ class EmbeddingIndex:
                 )
             new_ids = np.arange(len(self), len(self) + n, dtype=np.int64)
         else:
-            new_ids = _keys(ids, n, "ids", self._ids if len(self) else None)
+            new_ids = item_keys(ids, n, "ids", self._ids if len(self) else None)
         all_ids = np.concatenate([self._ids, new_ids]) if len(self) else new_ids
-        _check_unique(all_ids)
+        check_unique(all_ids)
         if self.backend == "faiss":
             if self._faiss is None:
                 self._faiss = FaissSearcher(
@@ -296,8 +277,8 @@ class EmbeddingIndex:
             )
         if not len(self):
             raise ValueError("This index is empty: add embeddings with index.add(...) first.")
-        q = self._check_vectors(queries, "queries")
-        skip = None if exclude is None else self._check_exclude(exclude, len(q))
+        q = check_vectors(queries, "queries", self._dim)
+        skip = None if exclude is None else check_exclude(exclude, len(q), len(self))
         k = min(int(k), len(self) - (skip is not None))
         if k < 1:
             raise ValueError(
@@ -316,8 +297,8 @@ class EmbeddingIndex:
             order = np.argsort(~kept, axis=1, kind="stable")[:, :k]  # kept first, order kept
             distances = np.take_along_axis(distances, order, axis=1)
             indices = np.take_along_axis(indices, order, axis=1)
-        labels = None if self._labels is None else _gather(self._labels, indices)
-        return SearchResult(distances, indices, labels, _gather(self._ids, indices))
+        labels = None if self._labels is None else gather_items(self._labels, indices)
+        return SearchResult(distances, indices, labels, gather_items(self._ids, indices))
 
     def search_images(
         self, model: keras.Model, images: np.ndarray, k: int = 10, batch_size: int = 512
@@ -339,15 +320,7 @@ class EmbeddingIndex:
     def _embed(self, model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
         self.check_model(model)
         x = to_model_input(images)
-        expected = self.model.input_shape
-        if len(expected) != x.ndim - 1 or any(
-            e is not None and e != s for e, s in zip(expected, x.shape[1:], strict=False)
-        ):
-            raise ValueError(
-                f"Invalid value for argument `images`. Expected images of shape (N, "
-                f"{', '.join(map(str, expected))}) for model {self.model.short()}. Received "
-                f"shape {np.shape(images)}"
-            )
+        check_image_shape(x, self.model.input_shape, self.model.short(), np.shape(images))
         scorer = Scorer(
             embedding_network(model), self.distance, batch_size=batch_size, shifts=self.model.shifts
         )
@@ -411,18 +384,7 @@ class EmbeddingIndex:
             raise IndexFileError(
                 f"{path} has damaged index metadata ({error!r}). Rebuild it."
             ) from None
-        if (
-            embeddings.dtype != np.float32
-            or embeddings.ndim != 2
-            or len(embeddings) != size
-            or (size and embeddings.shape[1] != dim)
-            or ids.shape != (size,)
-            or (labels is not None and labels.shape != (size,))
-        ):
-            raise IndexFileError(
-                f"{path} has arrays that do not match its metadata (size {size}, dim {dim}; "
-                f"embeddings {embeddings.dtype} {embeddings.shape}, ids {ids.shape}). Rebuild it."
-            )
+        check_index_arrays(path, embeddings, ids, labels, size, dim)
         if not size:
             return index
         if "faiss" in arrays and index.backend == "faiss":  # the stored approximate index
@@ -436,104 +398,3 @@ class EmbeddingIndex:
         except ValueError as error:
             raise IndexFileError(f"{path} holds invalid items ({error}). Rebuild it.") from None
         return index
-
-    # --------------------------------------------------------------------------- checks
-    def _check_exclude(self, exclude: Any, n: int) -> np.ndarray:
-        """``exclude`` as int64 (n,) gallery rows in [-1, len(self)); else a ValueError."""
-        rows = np.asarray(exclude)
-        if (
-            rows.shape != (n,)
-            or rows.dtype.kind not in "iu"
-            or (n and (rows.min() < -1 or rows.max() >= len(self)))
-        ):
-            raise ValueError(
-                "Invalid value for argument `exclude`. Expected (Q,) integer gallery rows in "
-                f"[-1, {len(self)}), one per query (Q={n}). Received: dtype {rows.dtype}, "
-                f"shape {rows.shape}"
-            )
-        return rows.astype(np.int64)
-
-    def _check_vectors(self, values: Any, argument: str) -> np.ndarray:
-        """``values`` as float32 (n, D) with the index's D, finite; else a ValueError."""
-        x = np.asarray(values)
-        if x.ndim != 2 or x.dtype.kind != "f":
-            hint = f"; images? {EMBED_FIRST}" if x.ndim in (3, 4) or x.dtype.kind in "iu" else ""
-            raise ValueError(
-                f"Invalid value for argument `{argument}`. Expected float embeddings of shape "
-                f"(n, D). Received: {argument} of dtype {x.dtype} and shape {x.shape}{hint}"
-            )
-        if self._dim is not None and x.shape[1] != self._dim:
-            raise ValueError(
-                f"Invalid value for argument `{argument}`. Expected embeddings of width "
-                f"D={self._dim} (this index's). Received: shape {x.shape}"
-            )
-        if not len(x) or not x.shape[1]:
-            raise ValueError(
-                f"Invalid value for argument `{argument}`. Expected at least one embedding of "
-                f"width >= 1. Received: shape {x.shape}"
-            )
-        finite = np.isfinite(x).all(axis=1)
-        if not finite.all():
-            bad = np.flatnonzero(~finite)
-            raise ValueError(
-                f"Invalid value for argument `{argument}`. Expected finite values. Received: "
-                f"{len(bad)} rows with NaN or inf (first: row {bad[0]})"
-            )
-        return np.ascontiguousarray(x, np.float32)
-
-
-def _read_only(values: np.ndarray) -> np.ndarray:
-    view = values.view()
-    view.flags.writeable = False
-    return view
-
-
-def _keys(values: Any, n: int, argument: str, existing: np.ndarray | None) -> np.ndarray:
-    """Labels or ids as int64 or unicode (n,); refuses other kinds, a wrong length, and a kind
-    that differs from the ``existing`` ones."""
-    array = np.asarray(values)
-    if array.dtype.kind == "O":
-        kinds = {type(v) for v in array.ravel()}
-        if kinds and all(issubclass(t, str) for t in kinds):
-            array = array.astype(str)
-        elif kinds and all(issubclass(t, (int, np.integer)) and t is not bool for t in kinds):
-            array = array.astype(np.int64)
-    if array.dtype.kind == "S":
-        array = array.astype(str)
-    if array.dtype.kind not in "iuU" or array.ndim != 1:
-        raise ValueError(
-            f"Invalid value for argument `{argument}`. Expected a 1-D sequence of integers or "
-            f"of strings. Received: {argument} of dtype {array.dtype} and shape {array.shape}"
-        )
-    if len(array) != n:
-        raise ValueError(
-            f"Invalid value for argument `{argument}`. Expected one per embedding ({n}). "
-            f"Received: {len(array)}"
-        )
-    array = array.astype(np.int64) if array.dtype.kind in "iu" else array
-    if existing is not None and (existing.dtype.kind == "U") != (array.dtype.kind == "U"):
-        kind = "strings" if existing.dtype.kind == "U" else "integers"
-        raise ValueError(
-            f"Invalid value for argument `{argument}`. This index's {argument} are {kind}. "
-            f"Received: {argument} of dtype {array.dtype}"
-        )
-    return array
-
-
-def _check_unique(ids: np.ndarray) -> None:
-    values, counts = np.unique(ids, return_counts=True)
-    if len(values) != len(ids):
-        repeated = values[counts > 1][:3].tolist()
-        raise ValueError(
-            "Invalid value for argument `ids`. Expected ids unique in the index. Received: "
-            f"{int((counts > 1).sum())} repeated, e.g. {repeated}"
-        )
-
-
-def _gather(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """``values[indices]``, with -1 (not found) mapped to -1 or ""."""
-    out = values[np.maximum(indices, 0)]
-    missing = indices < 0
-    if missing.any():
-        out[missing] = "" if values.dtype.kind == "U" else -1
-    return out

@@ -236,7 +236,7 @@ def embed_images(
     there is more than one chunk (large folders take minutes on a CPU)."""
     if not verbose or len(images) <= chunk:
         return scorer.embed(images)
-    import keras
+    import keras  # late import: this module is read before TensorFlow starts (command lines)
 
     print(f"Embedding {len(images)} images", file=sys.stderr)
     with contextlib.redirect_stdout(sys.stderr):

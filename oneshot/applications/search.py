@@ -26,8 +26,10 @@ from typing import Any
 import numpy as np
 
 from oneshot.applications.files import atomic_write
-from oneshot.applications.index import EmbeddingIndex, SearchResult
+from oneshot.applications.index import EmbeddingIndex
+from oneshot.applications.items import SearchResult
 from oneshot.evaluation.retrieval import retrieval_metrics_from_ranking, same_class_counts
+from oneshot.plots.images import plot_neighbour_strips
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +133,6 @@ def plot_hits(
             Defaults to None (no frames).
         overwrite: replace an existing file. Defaults to True.
     """
-    from oneshot.plots.images import plot_neighbour_strips
 
     correct = None
     if query_labels is not None and result.labels is not None:

@@ -94,3 +94,27 @@ def read_index_file(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndar
             f"version of oneshot reads version {FORMAT_VERSION}. Rebuild the index."
         )
     return metadata, arrays
+
+
+def check_index_arrays(
+    path: str | Path,
+    embeddings: np.ndarray,
+    ids: np.ndarray,
+    labels: np.ndarray | None,
+    size: int,
+    dim: int | None,
+) -> None:
+    """An :class:`IndexFileError` unless the arrays read from ``path`` match its metadata:
+    float32 (size, dim) embeddings and (size,) ids and labels."""
+    if (
+        embeddings.dtype != np.float32
+        or embeddings.ndim != 2
+        or len(embeddings) != size
+        or (size and embeddings.shape[1] != dim)
+        or ids.shape != (size,)
+        or (labels is not None and labels.shape != (size,))
+    ):
+        raise IndexFileError(
+            f"{path} has arrays that do not match its metadata (size {size}, dim {dim}; "
+            f"embeddings {embeddings.dtype} {embeddings.shape}, ids {ids.shape}). Rebuild it."
+        )

@@ -31,16 +31,7 @@ from oneshot.cli.common import (
     run_command,
     use_headless_backend,
 )
-from oneshot.runs import (
-    EXPERIMENT_FILE,
-    HISTORY_FILE,
-    METRICS_FILE,
-    lower_is_better,
-    metrics_table,
-    read_history,
-    seed_columns,
-    seeds_table,
-)
+from oneshot.training.files import EXPERIMENT_FILE, HISTORY_FILE, METRICS_FILE, read_history
 
 #: the columns of a ``--seeds`` table, where the runs report them (Omniglot's full evaluation)
 SEED_METRICS = (
@@ -73,6 +64,7 @@ def compare_seeds(
     """The ``--seeds`` report of experiments repeated over seeds: return the Markdown table;
     write the interval figure to ``out`` and the monitor curves beside it."""
     from oneshot.plots.comparisons import plot_curves_by_group, plot_seed_intervals
+    from oneshot.runs import lower_is_better, seed_columns, seeds_table
 
     try:
         columns = seed_columns(seed_dirs)
@@ -189,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                 "Pass folders like runs/mnist-triplet/triplet."
             )
         try:
+            from oneshot.runs import metrics_table
+
             table = metrics_table(args.runs, markdown=args.markdown, mean=args.mean)
         except (ValueError, KeyError, TypeError) as error:
             raise UsageError(

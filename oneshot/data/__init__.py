@@ -35,7 +35,21 @@ __all__ = [
     "load_lake_runs",
     "load_mnist",
     "load_omniglot",
+    "pk_dataset",
     "resize_area",
     "to_grayscale",
     "to_model_input",
+    "triplet_dataset",
 ]
+
+#: the tf.data samplers, imported on first use: ``oneshot.data`` itself stays free of
+#: TensorFlow, so that ``python -m oneshot.data --help`` answers before TensorFlow starts
+_SAMPLERS = ("pk_dataset", "triplet_dataset")
+
+
+def __getattr__(name: str):
+    if name in _SAMPLERS:
+        from oneshot.data import samplers  # late import: keeps the command lines light
+
+        return getattr(samplers, name)
+    raise AttributeError(f"module 'oneshot.data' has no attribute {name!r}")

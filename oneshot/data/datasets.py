@@ -277,7 +277,7 @@ def load_dataset(name: str, split: str, **kwargs: Any) -> LabelledImages:
 
 def _tfds_load(name: str, split: str) -> dict[str, Any]:
     """Whole tfds split as numpy (``image``, ``label``, ...); Omniglot adds ``alphabet_names``."""
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # late import: only to download, tensorflow-datasets is slow to import
 
     data, info = tfds.load(name, split=_TFDS_SPLITS[split], batch_size=-1, with_info=True)
     data = dict(tfds.as_numpy(data))

@@ -66,7 +66,7 @@ def export_image_folder(data: LabelledImages, out: str | Path) -> Path:
         raise ValueError("Invalid value for argument `data`. Expected images. Received none.")
     if out.exists():
         raise FileExistsError(f"{out} already exists. Choose a new folder or delete it.")
-    from PIL import Image
+    from PIL import Image  # late import: only to export images
 
     names = data.label_names
     drawers = getattr(data, "drawers", None)  # Omniglot: keep them in the name, <id>_<drawer>

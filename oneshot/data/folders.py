@@ -268,7 +268,7 @@ def _read_all(
             )
         out.append(image)
         if verbose and bar is None and time.monotonic() - start > PROGRESS_AFTER:
-            import keras
+            import keras  # late import: this module is read before TensorFlow starts (command lines)
 
             print(f"Reading {len(files)} images in {root}", file=sys.stderr)
             bar = keras.utils.Progbar(len(files), unit_name="image")

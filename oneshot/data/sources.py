@@ -115,7 +115,7 @@ def download(url: str, target: Path) -> Path:
 
     Module-level so tests can replace it (``monkeypatch.setattr(sources, "download", fake)``).
     """
-    import keras
+    import keras  # late import: this module is read before TensorFlow starts (command lines)
 
     got = keras.utils.get_file(
         fname=target.name, origin=url, cache_dir=str(target.parent), cache_subdir=""

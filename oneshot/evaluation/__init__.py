@@ -38,6 +38,7 @@ from oneshot.evaluation.retrieval import (
     retrieval_metrics_from_ranking,
     same_class_counts,
 )
+from oneshot.evaluation.scoring import Scorer
 from oneshot.evaluation.seeds import SeedSummary, paired_difference, seed_summary
 from oneshot.evaluation.verification import (
     VerificationResult,
@@ -53,6 +54,7 @@ __all__ = [
     "Episodes",
     "LakeResult",
     "OneShotResult",
+    "Scorer",
     "SeedSummary",
     "VerificationResult",
     "accuracy_line",

@@ -19,6 +19,13 @@ from pathlib import Path
 
 from oneshot.experiments.cross_batch import omniglot_xbm, omniglot_xbm_tuning
 from oneshot.experiments.few_class import mnist_few_class
+from oneshot.experiments.levers import (
+    omniglot_alphabet_batches,
+    omniglot_best_30min,
+    omniglot_frontier,
+    omniglot_loss_lever,
+    omniglot_precision,
+)
 from oneshot.experiments.losses import omniglot_losses, omniglot_losses_tuning
 from oneshot.experiments.online import (
     batch_hard_loss,
@@ -33,13 +40,6 @@ from oneshot.experiments.reproduction import (
     mnist_triplet,
     mnist_triplet_vs_quadruplet,
     omniglot_triplet_vs_quadruplet,
-)
-from oneshot.experiments.round2 import (
-    omniglot_alphabet_batches,
-    omniglot_best_30min,
-    omniglot_frontier,
-    omniglot_loss_lever,
-    omniglot_precision,
 )
 from oneshot.experiments.your_data import mnist_heldout
 from oneshot.training.configs import (

@@ -1,4 +1,4 @@
-"""Few-class training (issue 14): which recipe carries what 5 classes teach to 5 new ones?
+"""Few-class training: which recipe carries what 5 classes teach to 5 new ones?
 
 Trained on few classes, an embedding can do worse on unseen classes than the untrained network.
 Measured with the README recipe (online batch-hard, conv4, 1,500 steps) on MNIST digits 0-4,
@@ -19,7 +19,7 @@ tested one-shot 5-way on digits 5-9: trained 60%, untrained 41%, raw pixels 50%.
 
 The runs, named by their recipe; each changes one thing from ``best-chunk``, except ``readme``:
 
-- ``readme``: the README recipe with the last weights (the issue's measurement);
+- ``readme``: the README recipe with the last weights (the measurement that started the study);
 - ``best-chunk``: the best monitored chunk's weights, stopping after 3 chunks without progress;
 - ``augment``: with Koch's affine augmentation (``augment_strength`` can widen it);
 - ``nt-xent``: the NT-Xent loss at the temperature chosen on Omniglot

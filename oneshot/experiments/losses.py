@@ -27,6 +27,7 @@ from typing import Any
 import keras
 
 from oneshot.distances import LpDistance
+from oneshot.evaluation.report import task_name
 from oneshot.experiments.online import BEST_EVAL, batch_hard_loss, best_omniglot_run
 from oneshot.losses import (
     ArcFaceLoss,
@@ -49,6 +50,7 @@ from oneshot.losses import (
     SupConLoss,
 )
 from oneshot.miners import DistanceWeightedMiner, MultiSimilarityMiner
+from oneshot.runs import METRICS_FILE, headline_metrics
 from oneshot.training.configs import OnlineRun
 from oneshot.training.experiment import Experiment
 
@@ -281,7 +283,6 @@ SELECTION_TASK = "20-way 1-shot within-alphabet"  # on the held-out background a
 def tuning_scores(tuning_dir: str | Path) -> dict[str, dict[float, float]]:
     """Validation accuracy (:data:`SELECTION_TASK`) of every finished tuning run under
     ``tuning_dir`` (``results/omniglot-losses-tuning``): loss name -> {value: accuracy}."""
-    from oneshot.runs import METRICS_FILE, headline_metrics
 
     scores: dict[str, dict[float, float]] = {}
     for family in FAMILIES:
@@ -298,8 +299,6 @@ def tuning_table(tuning_dir: str | Path) -> str:
     """Markdown table of the tuning runs under ``tuning_dir``: per loss, each grid value's
     validation accuracy (:data:`SELECTION_TASK`, percent, with its 95% CI over episodes) and
     the value :data:`CHOSEN` keeps (``python -m oneshot.compare --tuning DIR`` prints it)."""
-    from oneshot.evaluation.report import task_name
-    from oneshot.runs import METRICS_FILE
 
     rows = [
         f"| loss | family | value: validation {SELECTION_TASK} accuracy (%) | chosen |",

@@ -68,7 +68,7 @@ def omniglot_online(miner: str, summary: str) -> Callable[[bool], Experiment]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Issue 8: past the published numbers on a 2-core CPU. One recipe, chosen on validation alphabets
+# Past the published numbers on a 2-core CPU. One recipe, chosen on validation alphabets
 # of the background set (``omniglot-tuning``), then trained on the whole background set.
 # ---------------------------------------------------------------------------------------------
 

@@ -18,9 +18,9 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from oneshot.checks import check_number
 from oneshot.distances import Distance, get_distance
 from oneshot.miners import get_miner
-from oneshot.miners.base import check_number
 from oneshot.reducers import MeanReducer, Reducer, get_reducer
 
 
@@ -35,7 +35,7 @@ def pair_values(matrix: tf.Tensor, i: tf.Tensor, j: tf.Tensor) -> tf.Tensor:
     return tf.gather_nd(matrix, tf.stack([tf.cast(i, tf.int64), tf.cast(j, tf.int64)], 1))
 
 
-def check_embeddings(labels: tf.Tensor, embeddings: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def check_loss_inputs(labels: tf.Tensor, embeddings: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Labels as (B,) and embeddings as (B, D), with a clear error for other shapes."""
     embeddings = tf.convert_to_tensor(embeddings)
     if embeddings.shape.rank != 2:
@@ -58,18 +58,6 @@ def check_embeddings(labels: tf.Tensor, embeddings: tf.Tensor) -> tuple[tf.Tenso
             f"Received: {b_labels} labels in `y_true` for {b_emb} embeddings in `y_pred`."
         )
     return labels, embeddings
-
-
-def check_positive(argument: str, value: Any) -> float:
-    """``value`` as a float if it is a finite number > 0 (scales, temperatures), else a
-    ValueError naming the argument."""
-    value = check_number(argument, value, minimum=0.0)
-    if value <= 0:
-        raise ValueError(
-            f"Invalid value for argument `{argument}`. Expected a finite number > 0. "
-            f"Received: {argument}={value!r}"
-        )
-    return value
 
 
 def check_two_classes(
@@ -129,7 +117,7 @@ class MetricLoss(keras.losses.Loss):
         self.reducer = get_reducer(reducer, self.default_reducer)
 
     def call(self, y_true, y_pred):
-        labels, embeddings = check_embeddings(y_true, y_pred)
+        labels, embeddings = check_loss_inputs(y_true, y_pred)
         if self.requires_two_classes:
             labels, embeddings = check_two_classes(labels, embeddings, type(self).__name__)
         return self.compute(labels, embeddings)
@@ -137,7 +125,7 @@ class MetricLoss(keras.losses.Loss):
     def compute(self, labels, embeddings, indices: tuple | None = None) -> tf.Tensor:
         """Per-sample losses (B,) for ``labels`` (B,) and ``embeddings`` (B, D), on the given
         index tuples (as a miner returns them) or, if None, on those the miner picks."""
-        labels, embeddings = check_embeddings(labels, embeddings)
+        labels, embeddings = check_loss_inputs(labels, embeddings)
         dist = self.distance.dissimilarity(self.distance.pairwise(embeddings))
         if indices is None:
             indices = self.mine(dist, labels)

@@ -20,8 +20,9 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from oneshot.checks import check_positive
 from oneshot.distances import CosineSimilarity, Distance
-from oneshot.losses.base import MetricLoss, check_margin, check_positive
+from oneshot.losses.base import MetricLoss, check_margin
 from oneshot.losses.pair_sets import all_pairs, masked_logsumexp, pair_masks, row_values
 from oneshot.pieces import register
 from oneshot.reducers import MeanNonZeroReducer

@@ -44,10 +44,10 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from oneshot.losses.base import MetricLoss, check_embeddings
+from oneshot.checks import check_count
+from oneshot.losses.base import MetricLoss, check_loss_inputs
 from oneshot.losses.global_batch import GlobalBatchLoss
 from oneshot.losses.heads import LossHead, claim, updates_state
-from oneshot.losses.proxies import check_count
 from oneshot.pieces import register
 from oneshot.reducers import Reducer
 
@@ -176,7 +176,7 @@ def batch_anchored(indices: tuple, rows: tf.Tensor, tuples: str) -> tuple:
     )
 
 
-@keras.saving.register_keras_serializable(package="oneshot")
+@register
 class CrossBatchMemory(keras.losses.Loss):
     """An in-batch tuple or pair loss mined against a queue of recent embeddings (XBM).
 
@@ -273,7 +273,7 @@ class CrossBatchMemory(keras.losses.Loss):
         claim(self, model, "holds the queue")
 
     def call(self, y_true, y_pred):
-        labels, embeddings = check_embeddings(y_true, y_pred)
+        labels, embeddings = check_loss_inputs(y_true, y_pred)
         training = updates_state(self)  # a model that does not hold the queue is refused
         memory = self.head
         if not memory.built:

@@ -16,7 +16,7 @@ from typing import Any
 import tensorflow as tf
 
 from oneshot.distances import Distance, LpDistance
-from oneshot.losses.base import MetricLoss, check_embeddings, check_margin, pair_values
+from oneshot.losses.base import MetricLoss, check_loss_inputs, check_margin, pair_values
 from oneshot.losses.pair_sets import all_pairs, contrastable_anchors, row_values
 from oneshot.miners import DistanceWeightedMiner
 from oneshot.pieces import register
@@ -87,7 +87,7 @@ class MarginLoss(MetricLoss):
             )
 
     def compute(self, labels, embeddings, indices: tuple | None = None) -> tf.Tensor:
-        labels, embeddings = check_embeddings(labels, embeddings)
+        labels, embeddings = check_loss_inputs(labels, embeddings)
         if isinstance(self.miner, DistanceWeightedMiner) and indices is None:
             embeddings = self._check_unit_norm(embeddings)
         return super().compute(labels, embeddings, indices)

@@ -19,9 +19,10 @@ from typing import Any
 
 import tensorflow as tf
 
+from oneshot.checks import check_count, check_positive
 from oneshot.distances.base import safe_sqrt
-from oneshot.losses.base import check_margin, check_positive
-from oneshot.losses.proxies import ProxyLoss, check_count
+from oneshot.losses.base import check_margin
+from oneshot.losses.proxies import ProxyLoss
 from oneshot.pieces import register
 
 

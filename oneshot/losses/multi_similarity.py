@@ -18,8 +18,9 @@ from typing import Any
 
 import tensorflow as tf
 
+from oneshot.checks import check_number, check_positive
 from oneshot.distances import CosineSimilarity, Distance
-from oneshot.losses.base import MetricLoss, check_positive
+from oneshot.losses.base import MetricLoss
 from oneshot.losses.pair_sets import (
     all_pairs,
     contrastable_anchors,
@@ -27,7 +28,6 @@ from oneshot.losses.pair_sets import (
     pair_masks,
     row_values,
 )
-from oneshot.miners.base import check_number
 from oneshot.pieces import register
 
 

@@ -27,8 +27,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from oneshot.checks import check_count, check_positive
 from oneshot.distances import CosineSimilarity
-from oneshot.losses.base import MetricLoss, check_embeddings, check_positive
+from oneshot.losses.base import MetricLoss, check_loss_inputs
 from oneshot.losses.heads import LossHead, claim, updates_state
 from oneshot.pieces import register
 
@@ -36,17 +37,7 @@ from oneshot.pieces import register
 DEFAULT_INITIALIZER = {"class_name": "RandomNormal", "config": {"mean": 0.0, "stddev": 1.0}}
 
 
-def check_count(argument: str, value: Any, minimum: int) -> int:
-    """``value`` as an int if it is an integer >= ``minimum``, else a ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(
-            f"Invalid value for argument `{argument}`. Expected an integer >= {minimum}. "
-            f"Received: {argument}={value!r}"
-        )
-    return int(value)
-
-
-def check_labels(labels: tf.Tensor, num_classes: int) -> tf.Tensor:
+def check_class_indices(labels: tf.Tensor, num_classes: int) -> tf.Tensor:
     """Labels (B,) as int32 class indices; an error naming `y_true` and `num_classes` if one is
     outside ``[0, num_classes)`` (a ValueError eagerly, an InvalidArgumentError in a graph)."""
     message = (
@@ -230,8 +221,8 @@ class ProxyLoss(MetricLoss):
                 "num_classes=C (the number of training classes), or call "
                 "loss.with_num_classes(C) before building the model."
             )
-        labels, embeddings = check_embeddings(labels, embeddings)
-        labels = check_labels(labels, self.num_classes)
+        labels, embeddings = check_loss_inputs(labels, embeddings)
+        labels = check_class_indices(labels, self.num_classes)
         return self.proxy_loss(labels, embeddings, self.proxies_for(embeddings))
 
     def proxy_loss(self, labels, embeddings, proxies) -> tf.Tensor:

@@ -16,9 +16,10 @@ from typing import Any
 
 import tensorflow as tf
 
-from oneshot.losses.base import check_margin, check_positive
+from oneshot.checks import check_count, check_positive
+from oneshot.losses.base import check_margin
 from oneshot.losses.margin_softmax import softmax_cross_entropy
-from oneshot.losses.proxies import ProxyLoss, check_count, normalize
+from oneshot.losses.proxies import ProxyLoss, normalize
 from oneshot.pieces import register
 
 #: inside the square root of the SoftTriple regulariser, as in the paper's code (finite

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from oneshot.checks import check_count, check_number
 from oneshot.losses.heads import updates_state
 from oneshot.losses.margin_softmax import softmax_cross_entropy, target_cosines, with_target
-from oneshot.losses.proxies import ClassProxies, ProxyLoss, check_count, normalize
-from oneshot.miners.base import check_number
+from oneshot.losses.proxies import ClassProxies, ProxyLoss, normalize
 from oneshot.pieces import register
 
 

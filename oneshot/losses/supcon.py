@@ -14,8 +14,9 @@ from typing import Any
 
 import tensorflow as tf
 
+from oneshot.checks import check_positive
 from oneshot.distances import CosineSimilarity, Distance
-from oneshot.losses.base import MetricLoss, check_positive
+from oneshot.losses.base import MetricLoss
 from oneshot.losses.pair_sets import (
     all_pairs,
     contrastable_anchors,

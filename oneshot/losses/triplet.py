@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 
 from oneshot.distances import Distance, get_distance
-from oneshot.losses.base import MetricLoss, check_embeddings, check_margin, pair_values
+from oneshot.losses.base import MetricLoss, check_loss_inputs, check_margin, pair_values
 from oneshot.miners import BatchAllMiner, label_masks
 from oneshot.pieces import register
 from oneshot.reducers import MeanNonZeroReducer, MeanReducer, get_reducer
@@ -122,7 +122,7 @@ def active_triplet_fraction(
         >>> active = keras.metrics.MeanMetricWrapper(active_triplet_fraction, name="active")
         >>> model.compile("adam", loss=TripletMarginLoss(), metrics=[active])  # doctest: +SKIP
     """
-    labels, embeddings = check_embeddings(labels, embeddings)
+    labels, embeddings = check_loss_inputs(labels, embeddings)
     d = get_distance(distance)
     dist = d.dissimilarity(d.pairwise(embeddings))
     active = tf.size(BatchAllMiner(margin)(dist, labels)[0])

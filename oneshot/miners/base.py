@@ -18,29 +18,12 @@ per anchor row (:func:`sorted_negatives`) and "which negatives lie below a thres
 
 from __future__ import annotations
 
-from numbers import Real
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from oneshot.pieces import Piece, register  # noqa: F401 (register: used by the pieces)
-
-
-def check_number(
-    argument: str, value: Any, allow_none: bool = False, minimum: float | None = 0.0
-) -> float | None:
-    """``value`` as a float if it is a real number ``>= minimum`` (or None when allowed)."""
-    if value is None and allow_none:
-        return None
-    ok = isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(value)
-    if not ok or (minimum is not None and value < minimum):
-        expected = "a finite number" + (f" >= {minimum}" if minimum is not None else "")
-        raise ValueError(
-            f"Invalid value for argument `{argument}`. Expected {expected}"
-            f"{' or None' if allow_none else ''}. Received: {argument}={value!r}"
-        )
-    return float(value)
 
 
 def label_masks(labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -19,7 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from oneshot.miners.base import Miner, check_number, label_masks, register
+from oneshot.checks import check_number
+from oneshot.miners.base import Miner, label_masks, register
 
 
 @register

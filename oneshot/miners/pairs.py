@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from oneshot.miners.base import Miner, check_number, label_masks, register
+from oneshot.checks import check_number
+from oneshot.miners.base import Miner, label_masks, register
 
 
 @register

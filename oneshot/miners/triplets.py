@@ -14,15 +14,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from oneshot.checks import check_choice
-from oneshot.miners.base import (
-    Miner,
-    check_number,
-    label_masks,
-    positive_pairs,
-    register,
-    sorted_negatives,
-)
+from oneshot.checks import check_choice, check_number
+from oneshot.miners.base import Miner, label_masks, positive_pairs, register, sorted_negatives
 
 SEMI_HARD_FALLBACKS = ("farthest", "hardest")
 

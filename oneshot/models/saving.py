@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from oneshot.errors import UsageError
+from oneshot.version import __version__
 
 EXPECTED = (
     "a Keras 3 model file (.keras: a zip archive holding config.json, metadata.json and "
@@ -50,7 +51,7 @@ def describe_file(path: Path) -> str:
 def check_model_file(path: str | Path) -> dict[str, Any]:
     """The ``metadata.json`` of the Keras archive at ``path``; ModelFileError if it is not one
     or was saved by another major version of Keras."""
-    import keras
+    import keras  # late import: this module is read before TensorFlow starts (command lines)
 
     path = Path(path)
     if not path.exists():
@@ -93,10 +94,9 @@ def load_model(path: str | Path, compile: bool = True) -> Any:
     Returns:
         The Keras model.
     """
-    import keras
+    import keras  # late import: this module is read before TensorFlow starts (command lines)
 
     import oneshot.models.registry  # noqa: F401  (late import: registers the custom objects)
-    from oneshot.version import __version__
 
     metadata = check_model_file(path)
     try:

@@ -24,11 +24,11 @@ def project_2d(embeddings: np.ndarray, method: str = "pca", seed: int = 0) -> np
     if embeddings.shape[1] <= 2:
         return np.pad(embeddings, ((0, 0), (0, 2 - embeddings.shape[1])))
     if method == "pca":
-        from sklearn.decomposition import PCA
+        from sklearn.decomposition import PCA  # late import: scikit-learn only for these plots
 
         return PCA(n_components=2, random_state=seed).fit_transform(embeddings)
-    from sklearn.manifold import TSNE
-    from threadpoolctl import threadpool_limits
+    from sklearn.manifold import TSNE  # late import: scikit-learn only for these plots
+    from threadpoolctl import threadpool_limits  # late import: only with scikit-learn
 
     perplexity = float(min(30.0, max(2.0, (len(embeddings) - 1) / 3)))
     tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
@@ -84,7 +84,7 @@ def plot_embedding_2d(
                 markerscale=0.8,
             )
     else:
-        from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+        from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # late import: thumbnails
 
         ax.scatter(xy[:, 0], xy[:, 1], s=0)
         zoom = 0.6 * 28 / max(np.asarray(images).shape[1], 1)

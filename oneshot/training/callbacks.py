@@ -15,6 +15,8 @@ import numpy as np
 
 from oneshot.data.datasets import LabelledImages
 from oneshot.errors import UsageError
+from oneshot.evaluation.episodes import nway_accuracy
+from oneshot.evaluation.scoring import Scorer
 
 if TYPE_CHECKING:
     from oneshot.distances import Distance
@@ -106,8 +108,6 @@ class EpisodeMonitor(keras.callbacks.Callback):
         self.seconds = 0.0
 
     def on_epoch_end(self, epoch, logs=None):
-        from oneshot.evaluation.episodes import nway_accuracy
-        from oneshot.evaluation.scoring import Scorer
 
         start = time.perf_counter()
         scorer = Scorer.from_model(self.model, distance=self.distance, shifts=self.shifts)

@@ -10,13 +10,27 @@ distances as Keras configs); :func:`from_legacy_dict` reads oneshot 0.1's format
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import keras
 
 from oneshot.distances import Distance, get_distance
+from oneshot.losses import (
+    CrossBatchMemory,
+    MetricLoss,
+    OnlineContrastiveLoss,
+    OnlineQuadrupletLoss,
+    OnlineTripletLoss,
+)
+from oneshot.models.builders import SIAMESE_HEADS
+from oneshot.training.config_checks import (
+    check_augment,
+    check_data,
+    check_held_out,
+    check_init,
+    refuse,
+)
 
 MODEL_KINDS = ("siamese", "triplet", "quadruplet", "online")
 SAMPLERS = ("random", "hard_batch", "pk")
@@ -28,14 +42,6 @@ WRITTEN_WHEN_SET = (
     "augment_strength", "init_from", "init_checksum", "precision",
 )  # fmt: skip
 PRECISIONS = ("float32", "mixed_bfloat16")  # Keras dtype policies a run can train with
-MAX_AUGMENT_STRENGTH = 3.0  # beyond, the scale range (1 +- 0.2 x strength) nears zero
-CHECKSUM_PREFIX = "sha256:"
-
-
-def refuse(field_name: str, value: Any, expected: str) -> None:
-    raise ValueError(
-        f"Invalid value for `{field_name}`. Expected {expected}. Received: {field_name}={value!r}"
-    )
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -100,10 +106,10 @@ class RunConfig:
             refuse("dataset", self.dataset, f"one of {DATASETS}")
         if self.validation_alphabets and self.dataset != "omniglot":
             refuse("validation_alphabets", self.validation_alphabets, "0 unless dataset='omniglot'")
-        self._check_data()
-        self._check_held_out()
-        self._check_init()
-        self._check_augment()
+        check_data(self)
+        check_held_out(self)
+        check_init(self)
+        check_augment(self)
         if self.rotated_classes and self.dataset != "omniglot":
             refuse("rotated_classes", self.rotated_classes, "False unless dataset='omniglot'")
         for name in ("steps", "log_every", "image_size", "embedding_dim"):
@@ -121,62 +127,6 @@ class RunConfig:
                 (self.test_shifts, self.monitor_episodes),
                 "values >= 0",
             )
-
-    def _check_data(self) -> None:
-        if (self.dataset == "folder") != (self.folder is not None):
-            refuse("folder", self.folder, "a folder path exactly when dataset='folder'")
-        if self.dataset == "folder" and self.validation_classes is None:
-            refuse("validation_classes", None,
-                   "held-out classes for dataset='folder' (a folder has no test split)")  # fmt: skip
-        if self.channels not in (1, 3) or (self.channels == 3 and self.dataset != "folder"):
-            refuse("channels", self.channels, "1 (grey), or 3 (colour) when dataset='folder'")
-
-    def _check_init(self) -> None:
-        if isinstance(self.init_from, os.PathLike):
-            object.__setattr__(self, "init_from", os.fspath(self.init_from))
-        if self.init_from is not None and not (isinstance(self.init_from, str) and self.init_from):
-            refuse("init_from", self.init_from, "None or the path of a model.keras")
-        checksum = self.init_checksum
-        if checksum is not None and (
-            self.init_from is None
-            or not isinstance(checksum, str)
-            or not checksum.startswith(CHECKSUM_PREFIX)
-        ):
-            refuse("init_checksum", checksum,
-                   f"None, or '{CHECKSUM_PREFIX}<hex>' of the init_from file (set by "
-                   "oneshot.training.pretrained.pinned)")  # fmt: skip
-
-    def _check_augment(self) -> None:
-        strength = self.augment_strength
-        number = isinstance(strength, int | float) and not isinstance(strength, bool)
-        if not (number and 0 < strength <= MAX_AUGMENT_STRENGTH) or (
-            strength != 1.0 and not self.augment
-        ):
-            refuse("augment_strength", strength,
-                   f"a number in (0, {MAX_AUGMENT_STRENGTH:g}] (1: Koch's ranges), other than 1 "
-                   "only with augment=True")  # fmt: skip
-
-    def _check_held_out(self) -> None:
-        spec = self.validation_classes
-        if isinstance(spec, list):  # from JSON
-            spec = tuple(spec)
-            object.__setattr__(self, "validation_classes", spec)
-        if spec is not None:
-            from oneshot.data.splits import check_class_spec
-
-            try:
-                check_class_spec(spec)
-            except ValueError:
-                refuse("validation_classes", spec,
-                       "None, a count >= 1, a fraction 0 < f < 1 or a list of classes")  # fmt: skip
-            if self.validation_alphabets:
-                refuse("validation_classes", spec, "None when validation_alphabets is set")
-        if self.keep_best and not (self.held_out and self.monitor_episodes):
-            refuse("keep_best", True,
-                   "False unless held-out classes are monitored (validation_classes or "
-                   "validation_alphabets, and monitor_episodes > 0)")  # fmt: skip
-        if self.patience < 0 or (self.patience and not self.keep_best):
-            refuse("patience", self.patience, "0, or a number of chunks >= 1 with keep_best")
 
     @property
     def held_out(self) -> bool:
@@ -286,7 +236,6 @@ class SiameseRun(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from oneshot.models.builders import SIAMESE_HEADS
 
         if self.head not in SIAMESE_HEADS:
             refuse("head", self.head, f"one of {SIAMESE_HEADS}")
@@ -358,7 +307,6 @@ class OnlineRun(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from oneshot.losses import CrossBatchMemory, MetricLoss
 
         # keras.losses.Circle takes labels and embeddings too (oneshot.losses.KerasCircleLoss)
         if not isinstance(self.loss, (MetricLoss, CrossBatchMemory, keras.losses.Circle)):
@@ -419,7 +367,6 @@ def from_legacy_dict(values: dict[str, Any]) -> RunConfig:
             options["metric_hidden"] = tuple(options["metric_hidden"])
         return QuadrupletRun(**common, **options, sampler=sampler, **sampling,
                              original_quadruplet_sampling=values["original_quadruplet_sampling"])  # fmt: skip
-    from oneshot.losses import OnlineContrastiveLoss, OnlineQuadrupletLoss, OnlineTripletLoss
 
     miner = loss.pop("miner", "batch_hard")
     if miner == "quadruplet_margin":

@@ -349,3 +349,12 @@ def fit_distributed(
             break
     callback_list.on_train_end()
     return history
+
+
+def training_record(strategy: str, global_mining: bool = True) -> dict[str, Any]:
+    """What a run's ``config.json`` adds about how it trains: nothing without a strategy (so
+    single-process runs keep their configs), else the strategy and whether the loss mines the
+    global batch (``oneshot.losses.GlobalBatchLoss``)."""
+    if strategy == "none":
+        return {}
+    return {"strategy": {"name": strategy, "global_mining": bool(global_mining)}}

@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from oneshot.training.configs import RunConfig, refuse
+from oneshot.training.config_checks import refuse
+from oneshot.training.configs import RunConfig
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,12 @@ loss, ...), ``metrics.json`` (the evaluation report), ``model.keras``, and ``OUT
 from __future__ import annotations
 
 import csv
+import json
+import os
 from pathlib import Path
+from typing import Any
+
+from oneshot.training.lock import FolderLock
 
 HISTORY_FILE = "history.csv"
 
@@ -59,3 +64,31 @@ def run_labels(run_dirs: list[Path]) -> list[str]:
         if len(set(labels)) == len(labels) or depth >= longest:
             return labels
         depth += 1
+
+
+def write_experiment_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Write ``record`` to ``path``, keeping the other runs a previous ``--runs`` call of the
+    same experiment wrote there (runs of one experiment may train in separate processes, so the
+    read-merge-write holds the lock of the experiment folder)."""
+    with FolderLock(path.parent, blocking=True, what="experiment folder"):
+        return merge_into(path, record)
+
+
+def merge_into(path: Path, record: dict[str, Any]) -> dict[str, Any]:
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("name", old.get("experiment")) == record.get("name", record.get("experiment")):
+            record = dict(record)
+            for key in ("runs", "commands"):
+                if key not in record:
+                    continue
+                if isinstance(record[key], dict):
+                    record[key] = {**old.get(key, {}), **record[key]}
+                else:  # a list of run configs: a rerun keeps its place, new runs go last
+                    mine = {r["name"]: r for r in record[key]}
+                    kept = [mine.pop(r["name"], r) for r in old.get(key, [])]
+                    record[key] = kept + list(mine.values())
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, path)
+    return record

@@ -47,7 +47,7 @@ def _normalised(values: Any) -> Any:
     return json.loads(json.dumps(values))
 
 
-TRAINING_KEYS = ("strategy",)  # config.json keys beside the RunConfig (runner.training_record)
+TRAINING_KEYS = ("strategy",)  # config.json keys beside the RunConfig (distributed.training_record)
 
 
 def _stored_config(run_dir: Path) -> dict[str, Any] | None:
@@ -89,7 +89,7 @@ def check_run(
         record: experiment-level settings to compare on resume (e.g. the evaluation and the
             strategy), against ``OUT/experiment.json``. Defaults to None.
         training: what ``config.json`` records beside the config (the strategy and global
-            mining, ``runner.training_record``); a resume must ask for the same. Defaults to
+            mining, ``distributed.training_record``); a resume must ask for the same. Defaults to
             None (nothing).
 
     Raises:

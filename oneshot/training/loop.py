@@ -43,6 +43,18 @@ _BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_tr
 # callbacks whose batch methods only look at the logs: called after the chunk, as if per step
 _REPLAYABLE = (StopOnNaN, keras.callbacks.History, keras.callbacks.ProgbarLogger)
 
+# How a single-process run trains: "graph" (oneshot.training.loop.fit_loop: a chunk of steps
+# per graph call, the numbers of model.fit bit for bit) or "fit" (Keras's model.fit)
+LOOPS = ("graph", "fit")
+
+
+def check_loop(loop: str) -> None:
+    """A ValueError unless ``loop`` is one of :data:`LOOPS`."""
+    if loop not in LOOPS:
+        raise ValueError(
+            f"Invalid value for argument `loop`. Expected one of {LOOPS}. Received: loop={loop!r}"
+        )
+
 
 def replayable(callbacks: list[keras.callbacks.Callback]) -> bool:
     """Whether the batch callbacks of ``callbacks`` may be called after a chunk of steps ran

@@ -25,8 +25,13 @@ from typing import Any
 
 import keras
 
+from oneshot.data.sources import file_digests
 from oneshot.errors import UsageError
-from oneshot.training.configs import CHECKSUM_PREFIX, RunConfig
+from oneshot.models.identity import embedding_network
+from oneshot.models.networks import build_network
+from oneshot.models.saving import ModelFileError, load_model
+from oneshot.training.config_checks import CHECKSUM_PREFIX
+from oneshot.training.configs import RunConfig
 from oneshot.training.files import CONFIG_FILE
 
 __all__ = ["InitFromError", "file_checksum", "initialise", "pinned", "pretrained_network"]
@@ -38,7 +43,6 @@ class InitFromError(UsageError, ValueError):
 
 def file_checksum(path: str | Path) -> str:
     """``"sha256:<64 hex digits>"`` of the file's bytes (as ``sha256sum`` prints them)."""
-    from oneshot.data.sources import file_digests  # one pass, memoised by size and mtime
 
     return CHECKSUM_PREFIX + file_digests(path)[0]
 
@@ -46,8 +50,6 @@ def file_checksum(path: str | Path) -> str:
 def pretrained_network(config: RunConfig) -> keras.Model:
     """The embedding network of the config's ``init_from`` file; an :class:`InitFromError`
     naming the file (and how to produce it) if it is missing or not a model."""
-    from oneshot.models.identity import embedding_network
-    from oneshot.models.saving import ModelFileError, load_model
 
     path = Path(config.init_from)
     if not path.is_file():
@@ -135,7 +137,6 @@ def pinned(config: RunConfig) -> RunConfig:
     """
     if config.init_from is None:
         return config
-    from oneshot.models.networks import build_network
 
     source = pretrained_network(config)
     _check_unchanged(config)

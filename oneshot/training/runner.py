@@ -1,8 +1,7 @@
 """Run an experiment: train each of its runs (resumable), evaluate, write the run folders.
 
-Run folder ``OUT/<run>/``: ``config.json``, ``history.csv`` (one row per ``log_every`` steps:
-loss, step, seconds, learning rate), ``model.keras``, ``metrics.json`` and PNG plots; while
-training, ``backup/`` holds the last completed chunk so ``--resume`` continues from there.
+The files of a run folder are :mod:`oneshot.training.files`'s; while training, ``backup/``
+holds the last completed chunk, from which ``--resume`` continues.
 
 A run folder is written only by its own run:
 
@@ -34,6 +33,7 @@ import tensorflow as tf
 
 from oneshot.data.datasets import LabelledImages
 from oneshot.models.builders import saveable_model
+from oneshot.models.saving import load_model
 from oneshot.training.assess import assess_run, compare_runs
 from oneshot.training.baselines import load_untrained, save_untrained
 from oneshot.training.best import KeepBest
@@ -51,18 +51,24 @@ from oneshot.training.callbacks import (
 )
 from oneshot.training.configs import RunConfig
 from oneshot.training.distributed import (
-    STRATEGIES,
     check_batch_split,
     fit_distributed,
     get_strategy,
     is_chief,
     strategy_name,
     task_name,
+    training_record,
     wait_for_all,
     weights_fingerprint,
 )
 from oneshot.training.experiment import Experiment
-from oneshot.training.files import EXPERIMENT_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE
+from oneshot.training.files import (
+    EXPERIMENT_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    write_experiment_record,
+)
 from oneshot.training.folders import (
     check_run,
     clear_run_folder,
@@ -72,7 +78,7 @@ from oneshot.training.folders import (
     truncate_history,
 )
 from oneshot.training.lock import FolderLock
-from oneshot.training.loop import fit_loop
+from oneshot.training.loop import check_loop, fit_loop
 from oneshot.training.pretrained import pinned
 from oneshot.training.setup import (
     RunData,
@@ -83,20 +89,7 @@ from oneshot.training.setup import (
     load_train_and_test,
 )
 
-__all__ = ["LOOPS", "STRATEGIES", "get_strategy", "run_experiment", "train_run", "training_record"]
-
-# How a single-process run trains: "graph" (oneshot.training.loop.fit_loop: a chunk of steps
-# per graph call, the numbers of model.fit bit for bit) or "fit" (Keras's model.fit)
-LOOPS = ("graph", "fit")
-
-
-def training_record(strategy: str, global_mining: bool = True) -> dict[str, Any]:
-    """What a run's ``config.json`` adds about how it trains: nothing without a strategy (so
-    single-process runs keep their configs), else the strategy and whether the loss mines the
-    global batch (``oneshot.losses.GlobalBatchLoss``)."""
-    if strategy == "none":
-        return {}
-    return {"strategy": {"name": strategy, "global_mining": bool(global_mining)}}
+__all__ = ["run_experiment", "train_run"]
 
 
 def _resolve(strategy: str | tf.distribute.Strategy) -> tuple[str, tf.distribute.Strategy]:
@@ -147,17 +140,8 @@ def train_run(
         )  # fmt: skip
 
 
-def check_loop(loop: str) -> None:
-    """A ValueError unless ``loop`` is one of :data:`LOOPS`."""
-    if loop not in LOOPS:
-        raise ValueError(
-            f"Invalid value for argument `loop`. Expected one of {LOOPS}. Received: loop={loop!r}"
-        )
-
-
 def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
                   extra_callbacks, data, training, loop="graph") -> keras.Model:  # fmt: skip
-    from oneshot.models.saving import load_model
 
     model_path = run_dir / MODEL_FILE
     if resume and not overwrite and model_path.exists():
@@ -329,7 +313,7 @@ def run_experiment(
             f"{len(tf.config.list_physical_devices('CPU'))} CPU device(s)",
             "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
         }
-        recorded = _write_merged(out / EXPERIMENT_FILE, record)
+        recorded = write_experiment_record(out / EXPERIMENT_FILE, record)
         summary: dict[str, Any] = {"experiment": experiment.name, "out": str(out), "runs": {}}
         summary_file, merged = out / "summary.json", summary
         for i, config in enumerate(experiment.runs):
@@ -363,7 +347,9 @@ def run_experiment(
             entry["wall_seconds"] = round(time.perf_counter() - started, 1)
             summary["runs"][config.name] = entry
             # after every run, so that an interrupted experiment keeps the runs it finished
-            merged = _write_merged(summary_file, {**summary, "runs": {config.name: entry}})
+            merged = write_experiment_record(
+                summary_file, {**summary, "runs": {config.name: entry}}
+            )
         names = [r["name"] for r in recorded.get("runs", [])]  # also earlier --runs calls'
         finished = [out / name for name in names if (out / name / METRICS_FILE).exists()]
         if evaluate and len(finished) > 1:
@@ -405,31 +391,3 @@ def _train_as_worker(experiment, out, data_dir, seed, resume, overwrite, strateg
         shutil.rmtree(private, ignore_errors=True)
     wait_for_all(strategy)  # until the chief has evaluated
     return {"experiment": experiment.name, "worker": task, "out": str(out), "runs": runs}
-
-
-def _write_merged(path: Path, record: dict[str, Any]) -> dict[str, Any]:
-    """Write ``record`` to ``path``, keeping the other runs a previous ``--runs`` call of the
-    same experiment wrote there (runs of one experiment may train in separate processes, so the
-    read-merge-write holds the lock of the experiment folder)."""
-    with FolderLock(path.parent, blocking=True, what="experiment folder"):
-        return _merge_into(path, record)
-
-
-def _merge_into(path: Path, record: dict[str, Any]) -> dict[str, Any]:
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old.get("name", old.get("experiment")) == record.get("name", record.get("experiment")):
-            record = dict(record)
-            for key in ("runs", "commands"):
-                if key not in record:
-                    continue
-                if isinstance(record[key], dict):
-                    record[key] = {**old.get(key, {}), **record[key]}
-                else:  # a list of run configs: a rerun keeps its place, new runs go last
-                    mine = {r["name"]: r for r in record[key]}
-                    kept = [mine.pop(r["name"], r) for r in old.get(key, [])]
-                    record[key] = kept + list(mine.values())
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, path)
-    return record

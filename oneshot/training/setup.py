@@ -17,6 +17,7 @@ from oneshot.data.fingerprint import fingerprint
 from oneshot.data.samplers import pair_dataset, pk_dataset, quadruplet_dataset, triplet_dataset
 from oneshot.data.splits import class_names, hold_out_classes, resolve_classes, subset_classes
 from oneshot.data.variants import hold_out_alphabets, with_rotated_classes
+from oneshot.losses import GlobalBatchLoss
 from oneshot.losses.proxies import ProxyLoss
 from oneshot.miners import HardBatchMiner
 from oneshot.models.builders import build_online, build_quadruplet, build_siamese, build_triplet
@@ -181,8 +182,6 @@ def build_model(
     if isinstance(loss, ProxyLoss) and train is not None:
         loss = with_training_classes(loss, train.labels)
     if global_mining:  # under a tf.distribute strategy: mine the whole global batch
-        from oneshot.losses import GlobalBatchLoss
-
         loss = GlobalBatchLoss(loss)
     return build_online(embedding, loss=loss, optimizer=optimizer)
 

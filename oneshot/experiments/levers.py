@@ -1,4 +1,4 @@
-"""Accuracy round 2 (issue 18): levers measured on held-out background alphabets first.
+"""Levers of the Omniglot recipe, measured on held-out background alphabets first.
 
 Every experiment here trains the ``omniglot-tuning`` recipe (``rotated``: the best recipe of
 :func:`oneshot.experiments.online.best_omniglot_run` on 2,500 steps, 6 background alphabets
@@ -12,7 +12,7 @@ held out, the evaluation set untouched) with one lever changed, one run per sett
   comparison chose (:data:`oneshot.experiments.losses.CHOSEN`), the loss that beat batch-hard
   there by 2.1 points after 1,000 steps.
 
-- ``omniglot-frontier``: capacity against steps at the issue's budget of 30 minutes on one
+- ``omniglot-frontier``: capacity against steps at a budget of 30 minutes on one
   core: width 64 trained 3.4x longer, width 96 and 128, and 48x48 input, each given the number
   of steps that fills the budget at its measured step time (one thread, 35x35: 0.21 s for
   width 64, 0.38 s for 96, 0.62 s for 128; 0.40 s for width 64 at 48x48). The 2,500-step
@@ -107,7 +107,7 @@ def omniglot_frontier(paper: bool) -> Experiment:
 
 
 THIRTY_MINUTES = dict(steps=FRONTIER_STEPS["w64"], within_alphabet=True)
-"""Round 2's recipe at 30 one-core minutes: width 64 trained longer, batches from one alphabet."""
+"""The levers' recipe at 30 one-core minutes: width 64 trained longer, batches from one alphabet."""
 
 
 def omniglot_alphabet_batches(paper: bool) -> Experiment:
@@ -132,10 +132,10 @@ def omniglot_alphabet_batches(paper: bool) -> Experiment:
 
 
 def omniglot_best_30min(paper: bool) -> Experiment:
-    """The round-2 recipe on the evaluation set: 30 one-core minutes, every protocol."""
+    """The levers' recipe on the evaluation set: 30 one-core minutes, every protocol."""
     return Experiment(
         "omniglot-best-30min",
-        "Round 2's best validation recipe (8,500 steps, batches from one alphabet, ~30 one-core "
+        "The levers' best validation recipe (8,500 steps, batches from one alphabet, ~30 one-core "
         "minutes) on the evaluation set, vs omniglot-best.",
         (best_omniglot_run("w64-within-alphabet-8500", batch_hard_loss(), **THIRTY_MINUTES),),
         BEST_EVAL,

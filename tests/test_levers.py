@@ -1,4 +1,4 @@
-"""Accuracy round 2 experiments: each changes one lever of the ``omniglot-tuning`` recipe, so
+"""The lever experiments (oneshot.experiments.levers): each changes one lever of the ``omniglot-tuning`` recipe, so
 that its runs compare fairly with the committed 2,500-step point."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from oneshot.experiments import get_experiment
-from oneshot.experiments.round2 import FRONTIER_STEPS
+from oneshot.experiments.levers import FRONTIER_STEPS
 
 
 def _fields(run) -> dict:
