@@ -1,5 +1,5 @@
 """The names of the choices the library and its command lines share: distances, evaluation
-protocols, clustering methods and linkages.
+protocols, clustering methods and linkages, the pretrained starts that ship with the package.
 
 Plain strings in a module that imports nothing heavy, so that a command line lists and checks
 them in ``--help`` and argument errors before TensorFlow is imported; the library modules that
@@ -14,6 +14,8 @@ DISTANCES = ("euclidean", "squared_euclidean", "l1", "cosine")  # oneshot.distan
 PROTOCOLS = ("nway", "lake", "verification", "cmc", "retrieval")  # oneshot.evaluation.report
 CLUSTER_METHODS = ("kmeans", "agglomerative")  # oneshot.applications.cluster
 LINKAGES = ("ward", "average", "complete", "single")
+SHIPPED_STARTS = ("omniglot", "mnist")  # oneshot.models.starts.STARTS
+RANDOM_START = "random"  # the run's network with its seed's random weights
 
 
 def check_protocols(protocols: Sequence[str] | str) -> list[str]:

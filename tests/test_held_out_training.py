@@ -120,7 +120,7 @@ def test_restored_weights_are_the_best_chunks_and_resume_is_exact(tmp_path, data
     from oneshot.training.runner import train_run
 
     accuracies = [0.5, 0.9, 0.6, 0.3]
-    monkeypatch.setattr(runner, "_monitor", lambda *args: [ForcedMonitor(accuracies)])
+    monkeypatch.setattr(runner, "run_monitor", lambda *args: [ForcedMonitor(accuracies)])
     config = held_out_run(final_learning_rate=1.0)
     snaps = Snapshots()
     model = train_run(config, tmp_path / "whole", data_dir, extra_callbacks=[snaps])
@@ -216,7 +216,7 @@ def test_an_early_stop_reports_the_steps_it_trained(tmp_path, data_dir, monkeypa
     from oneshot.training import runner
     from oneshot.training.runner import run_experiment
 
-    monkeypatch.setattr(runner, "_monitor", lambda *args: [ForcedMonitor([0.9, 0.5, 0.4, 0.3])])
+    monkeypatch.setattr(runner, "run_monitor", lambda *args: [ForcedMonitor([0.9, 0.5, 0.4, 0.3])])
     config = held_out_run(name="stops", patience=1)
     experiment = Experiment("early", "early stop", (config,), TINY_EVAL)
     summary = run_experiment(experiment, tmp_path, data_dir, evaluate=False)

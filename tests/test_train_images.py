@@ -38,7 +38,8 @@ def images_run(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp("images")
     folder = export_digits(root / "digits", data_dir)
     out = root / "mine"
-    argv = ["--images", str(folder), "--out", str(out), "--steps", "4", "--episodes", "50"]
+    argv = ["--images", str(folder), "--out", str(out), "--steps", "4", "--episodes", "50",
+            "--init-from", "random"]  # fmt: skip
     printed, errors = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
         assert main(argv) == 0, errors.getvalue()[-2000:]
@@ -65,7 +66,8 @@ def test_images_writes_a_complete_run_folder(images_run):
     assert metrics["classes"] == 5 and metrics["images"] == 40
     report = metrics["heldout"]
     assert {"model", "untrained", "pixels", "vs_untrained", "vs_pixels"} <= set(report)
-    assert report["best_step"] == 4 and report["steps_trained"] == 4
+    assert report["steps_trained"] == 4 and report["best_step"] in (0, 4)  # the start or step 4
+    assert report["kept_start"] == (report["best_step"] == 0)
     assert report["protocol"]["class_names"] == held
     names = ", ".join(held)
     assert f"validation: 5 held-out classes ({names}), never trained on" in printed
@@ -173,7 +175,8 @@ def _not_square(root: Path, data_dir: Path) -> Path:
         (_three_classes, ["--paper"], "--paper applies to --experiment only"),
         (_three_classes, ["--patience", "-1"], "--patience must be >= 0"),
         (_three_classes, ["--init-from", "nowhere/model.keras"],
-         "--init-from nowhere/model.keras does not exist"),
+         "--init-from nowhere/model.keras does not exist. Pass auto, random, a shipped start "
+         "(omniglot, mnist)"),
         (_with_35px_network, ["--init-from", "__folder__/../omniglot.keras"],
          "input shapes differ. Set the run's image_size to 35 and channels to 1 (--image-size 35"),
     ],
@@ -243,7 +246,7 @@ def test_the_recommended_recipe_is_the_few_class_studys_best_from_scratch():
     runs = {run.name: run for run in few_class_runs()}
     recipe = recommended_run([MNIST_DIGIT_SIZE] * len(TRAIN_DIGITS), image_size=28,
                              validation_classes=HELD_OUT_DIGITS, dataset="mnist")  # fmt: skip
-    assert dataclasses.replace(recipe, name="augment") == runs["augment"]
+    assert dataclasses.replace(recipe, name="augment", keep_start=False) == runs["augment"]
     assert not runs["readme"].augment and not runs["best-chunk"].augment
 
 

@@ -85,13 +85,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--init-from",
-        type=Path,
         default=None,
-        metavar="MODEL",
-        help="--images: start from the network of this model.keras (a run's model, same "
-        "architecture; e.g. --image-size 35 for an omniglot-best model) instead of random "
-        "weights; its 'untrained' baseline is then that network. A lower --learning-rate "
-        "(e.g. 1e-4) keeps more of what it learned",
+        metavar="START",
+        help="--images: where training starts. auto (default): score every start on the "
+        "held-out classes before training and take the best; random: the network's random "
+        "weights; omniglot or mnist: a network that ships with oneshot (trained on Omniglot's "
+        "background characters, or on MNIST's ten digits; images are resized to its size); "
+        "or the model.keras of a run (same architecture and --image-size). A pretrained start "
+        "trains at --learning-rate 1e-4 unless given, and the run keeps it unless training "
+        "beats it on the held-out classes",
     )
     parser.add_argument(
         "--augment",

@@ -5,8 +5,10 @@ recommended recipe built for it."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,6 +18,7 @@ from oneshot.cli.common import (
     UsageError,
     as_flags,
 )
+from oneshot.names import RANDOM_START, SHIPPED_STARTS
 
 if TYPE_CHECKING:
     from oneshot.data.datasets import LabelledImages
@@ -24,6 +27,8 @@ if TYPE_CHECKING:
     from oneshot.training.setup import RunData
 
 SHOWN_TRAINING = 10  # training class names printed before training
+AUTO = "auto"  # --init-from: score every start on the held-out classes and take the best
+# (oneshot.experiments.your_data.AUTO, repeated to keep --help and argument errors light)
 
 
 def check_folder_args(args: argparse.Namespace) -> None:
@@ -47,12 +52,16 @@ def check_folder_args(args: argparse.Namespace) -> None:
         raise UsageError(
             f"--patience must be >= 0 (0 trains every step). Received: {args.patience}"
         )
-    if args.init_from is not None and not args.init_from.is_file():
-        what = "does not exist" if not args.init_from.exists() else "is a folder"
-        raise UsageError(
-            f"--init-from {args.init_from} {what}. Pass the model.keras of a trained run, e.g. "
-            "results/mnist-best/batch-hard/model.keras."
-        )
+    start = args.init_from
+    if start is not None and start not in (AUTO, RANDOM_START, *SHIPPED_STARTS):
+        path = Path(start)
+        if not path.is_file():
+            what = "does not exist" if not path.exists() else "is a folder"
+            raise UsageError(
+                f"--init-from {start} {what}. Pass auto, random, a shipped start "
+                f"({', '.join(SHIPPED_STARTS)}) or the model.keras of a trained run, e.g. "
+                "results/mnist-best/batch-hard/model.keras."
+            )
 
 
 def class_spec(text: str) -> ClassSpec:
@@ -157,43 +166,60 @@ def split_folder_classes(
 
 def build_folder_experiment(args: argparse.Namespace) -> tuple[Experiment, RunData]:
     """Read ``--images``, hold out its validation classes and fit the recommended recipe to
-    the rest (from ``--init-from``'s network if given): ``(experiment, data)``, the held-out
-    classes monitored and evaluated on alike (a folder has no test split), or a
+    the rest, from the start ``--init-from`` names (by default the best of every start scored
+    on the held-out classes: :mod:`oneshot.training.starts`): ``(experiment, data)``, the
+    held-out classes monitored and evaluated on alike (a folder has no test split), or a
     UsageError/DataError naming what is wrong (nothing is written).
 
     The held-out classes are recorded by name (``validation_classes`` in ``config.json``),
-    whether ``--validation-classes`` gave names, a count or a fraction."""
+    whether ``--validation-classes`` gave names, a count or a fraction; the starts' scores go
+    into the experiment's summary."""
+    from oneshot.data import load_image_folder
     from oneshot.data.fingerprint import fingerprint
-    from oneshot.experiments.your_data import folder_experiment, recommended_run
+    from oneshot.experiments.your_data import folder_experiment, folder_recipe
     from oneshot.training.pretrained import pinned
     from oneshot.training.setup import RunData
+    from oneshot.training.starts import describe_scores
 
     data = read_folder(args)
-    train, held = split_folder_classes(args, data)
+    native = data.images.shape[1]
+    sized = {native: (data, *split_folder_classes(args, data))}
+
+    def split_at(size: int | None) -> tuple[LabelledImages, LabelledImages]:
+        size = native if size is None else size
+        if size not in sized:  # a start of another size: the folder read again at its size
+            again = load_image_folder(args.images, image_size=size, channels=args.channels)
+            sized[size] = (again, *split_folder_classes(args, again))
+        return sized[size][1:]
+
     overrides = {
         "steps": args.steps,
-        "learning_rate": args.learning_rate,
         "augment": args.augment,
         "patience": args.patience,
         "precision": args.precision,
     }
-    if args.init_from is not None:
-        overrides["init_from"] = str(args.init_from.resolve())
+    start = args.init_from or AUTO
+    if start not in (AUTO, RANDOM_START, *SHIPPED_STARTS):
+        overrides["init_from"] = str(Path(start).resolve())
     try:
-        run = recommended_run(
-            np.bincount(train.labels), image_size=data.images.shape[1],
-            validation_classes=tuple(held.class_names),
-            channels=3 if data.images.ndim == 4 else 1, dataset="folder",
-            folder=str(args.images.resolve()), folder_checksum=fingerprint(data),
+        run, train, held, scores = folder_recipe(
+            split_at, start, args.seed, args.learning_rate, dataset="folder",
+            folder=str(args.images.resolve()),
             **{k: v for k, v in overrides.items() if v is not None},
         )  # fmt: skip
     except ValueError as err:
         raise UsageError(f"--images {args.images}: {err}") from None
+    note = f" {describe_scores(scores)}." if scores else ""
+    if scores:
+        print(note.strip(), flush=True)
+    run = dataclasses.replace(run, folder_checksum=fingerprint(sized[run.image_size][0]))
     try:
         run = pinned(run)
     except ValueError as err:
         raise UsageError(f"--init-from {args.init_from}: {err}") from None
-    return folder_experiment(run, args.episodes), RunData(train, held, held)
+    experiment = folder_experiment(run, args.episodes)
+    experiment = dataclasses.replace(experiment, summary=experiment.summary + note)
+    return experiment, RunData(train, held, held)
 
 
 def describe_split(train: LabelledImages, held: LabelledImages) -> str:

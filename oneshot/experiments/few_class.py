@@ -72,6 +72,7 @@ def few_class_run(name: str, image_size: int = 28, **changes) -> OnlineRun:
         steps=RECIPE_STEPS,
         augment=False,
         patience=0,
+        keep_start=False,  # the study predates it
     )
     return dataclasses.replace(run, name=name, **changes)
 

@@ -25,18 +25,22 @@ untrained network and 50.4% for raw pixels. (Starting from a related trained net
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from oneshot.checks import MIN_IMAGE_SIZE
+from oneshot.data.datasets import LabelledImages
 from oneshot.data.splits import ClassSpec
 from oneshot.experiments.online import batch_hard_loss
+from oneshot.names import RANDOM_START, SHIPPED_STARTS
 from oneshot.training.configs import OnlineRun
 from oneshot.training.experiment import EvalConfig, Experiment
+from oneshot.training.starts import StartScore, choose_start, score_starts
 
 RECIPE_NAME = "recommended"
+AUTO = "auto"  # start: score every start on the held-out classes and take the best
 RECIPE_STEPS = 1500
 PATIENCE = 3  # chunks of 100 steps without a better held-out accuracy before stopping
 BATCH_IMAGES = 128  # about P x K images per batch
@@ -97,11 +101,14 @@ def recommended_run(
     learning_rate: float = 1e-3,
     augment: bool = True,
     patience: int = PATIENCE,
+    keep_start: bool = True,
     **source: Any,
 ) -> OnlineRun:
     """The recommended recipe, fitted to training classes of ``class_sizes`` images (see the
     module docstring). ``augment=False`` for images whose borders must not turn black;
-    ``patience=0`` trains every step (still keeping the best chunk).
+    ``patience=0`` trains every step (still keeping the best chunk); with ``keep_start`` the
+    weights before the first step are a candidate too, so the run never ends worse than its
+    start on the held-out monitor.
 
     ``source`` says where the images come from: ``dataset="folder", folder=...,
     folder_checksum=...`` (``--images``) or ``dataset="mnist"`` (``mnist-heldout``), and may
@@ -133,9 +140,45 @@ def recommended_run(
         monitor_episodes=500,
         keep_best=True,
         patience=patience,
+        keep_start=keep_start,
         augment=augment,
     )
     return OnlineRun(**values)
+
+
+def folder_recipe(
+    split_at: Callable[[int | None], tuple[LabelledImages, LabelledImages]],
+    start: str = AUTO,
+    seed: int = 0,
+    learning_rate: float | None = None,
+    shipped: Sequence[str] = SHIPPED_STARTS,
+    **settings: Any,
+) -> tuple[OnlineRun, LabelledImages, LabelledImages, list[StartScore]]:
+    """The recipe of ``python -m oneshot.train --images`` for a folder whose (training,
+    held-out) classes ``split_at(size)`` returns at an image size (None: the folder's own):
+    ``(run, train, held_out, scores)``, the images at the run's size.
+
+    ``start``: ``"auto"`` scores ``"random"`` and each of ``shipped`` (the starts an
+    evaluation allows; each must take the folder's channels) on the held-out classes and
+    starts from the best (:mod:`oneshot.training.starts`); a shipped start's name starts from
+    it; ``"random"`` from random weights. ``settings`` go to :func:`recommended_run` (``dataset``,
+    ``folder``, ``steps``, ``init_from`` for a model file, ...). ``scores`` is empty unless
+    starts were scored.
+    """
+    train, held = split_at(None)
+    run = recommended_run(
+        np.bincount(train.labels), image_size=train.images.shape[1],
+        validation_classes=tuple(held.class_names),
+        channels=3 if train.images.ndim == 4 else 1,
+        **({} if learning_rate is None else {"learning_rate": learning_rate}), **settings,
+    )  # fmt: skip
+    scores: list[StartScore] = []
+    if start == AUTO or start in SHIPPED_STARTS:
+        names = [RANDOM_START, *shipped] if start == AUTO else [start]
+        scores = score_starts(run, lambda size: split_at(size)[1], seed, names)
+        run = choose_start(run, scores, learning_rate)
+    train, held = split_at(run.image_size)
+    return run, train, held, scores
 
 
 RECIPE_EVAL = EvalConfig(

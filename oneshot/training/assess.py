@@ -199,11 +199,13 @@ def held_out_report(
         if config.init_from is None
         else {"init_from": config.init_from, "init_checksum": config.init_checksum}
     )
-    report["warning"] = baseline_warning(report)  # with the labels of the fields above
     history = read_history(run_dir) if (run_dir / HISTORY_FILE).exists() else None
     if history is not None and BEST_STEP in history:
         report["best_step"] = int(history[BEST_STEP][-1])
         report["steps_trained"] = int(history["step"][-1])
+        if config.keep_start:  # the start was a candidate: was it kept?
+            report["kept_start"] = report["best_step"] == 0
+    report["warning"] = baseline_warning(report)
     return report
 
 

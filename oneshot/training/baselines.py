@@ -186,6 +186,12 @@ def baseline_warning(report: Mapping[str, Any]) -> str | None:
     if _pretrained(report):
         names["untrained"] = "the pretrained network it started from"
     parts = []
+    if report.get("kept_start"):
+        parts.append(
+            "no checkpoint beat the start on the held-out monitor, so the run kept the weights "
+            "it started from (step 0): training on these classes did not help. Try another "
+            "start (--init-from) or more classes."
+        )
     if lost:
         parts.append(
             f"the trained model does not beat {' nor '.join(names[n] for n in lost)} on "

@@ -15,12 +15,19 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from oneshot.training.callbacks import BACKUP_DIR, BEST_WEIGHTS, StopOnNaN, write_atomic
+from oneshot.training.callbacks import (
+    BACKUP_DIR,
+    BEST_WEIGHTS,
+    START_WEIGHTS,
+    StopOnNaN,
+    write_atomic,
+)
 
 BEST_STATE = "best.json"
 BEST_STEP = "best_step"  # the history.csv column: the step of the best chunk so far
@@ -32,7 +39,8 @@ class KeepBest(keras.callbacks.Callback):
     Place it after the monitor that logs ``key`` and before the callbacks that write
     ``history.csv`` and the run checkpoint. It adds ``best_step`` to the logs. Ties keep the
     earlier chunk (fewer steps). With ``patience``, training stops after that many chunks
-    without improvement. Call :meth:`restore` after the last ``fit`` to load the best weights
+    without improvement. :meth:`offer_start` makes the weights before the first step a
+    candidate too (step 0): then nothing is kept that does not beat the start. Call :meth:`restore` after the last ``fit`` to load the best weights
     (not at the end of each ``fit``: a run may train in several).
 
     Args:
@@ -79,8 +87,10 @@ class KeepBest(keras.callbacks.Callback):
             return
         if state["last_epoch"] > done_epochs:
             state.update(last_epoch=done_epochs, stopped=False)
-        if state["epoch"] > done_epochs or not (self.backup / BEST_WEIGHTS).exists():
-            state.update(value=None, epoch=0, step=0)
+        kept = self.backup / (START_WEIGHTS if state["epoch"] == 0 else BEST_WEIGHTS)
+        if state["epoch"] > done_epochs or not kept.exists():
+            start = state.get("start") if (self.backup / START_WEIGHTS).exists() else None
+            state.update(value=start, epoch=0, step=0)
         self.state = state
 
     def on_epoch_end(self, epoch, logs=None):
@@ -94,10 +104,7 @@ class KeepBest(keras.callbacks.Callback):
             )
         value, done = float(logs[self.key]), epoch + 1
         if self.state["value"] is None or value > self.state["value"]:
-            self.backup.mkdir(parents=True, exist_ok=True)
-            partial = self.backup / ("partial-" + BEST_WEIGHTS)
-            self.model.save_weights(partial, overwrite=True)
-            os.replace(partial, self.backup / BEST_WEIGHTS)
+            self._save_weights(self.model)
             step = min(done * self.log_every, self.steps)
             self.state.update(value=value, epoch=done, step=step)
         self.state["last_epoch"] = done
@@ -108,9 +115,33 @@ class KeepBest(keras.callbacks.Callback):
         self.backup.mkdir(parents=True, exist_ok=True)
         write_atomic(self.backup / BEST_STATE, json.dumps(self.state))
 
+    def offer_start(self, model: keras.Model, value: float) -> None:
+        """Make ``model``'s weights before the first step a candidate, monitored at ``value``
+        (step 0): a chunk is then kept only if it beats the start, and patience counts from
+        it, so a run that learns nothing useful for new classes stops early and keeps its
+        start. Call it once, before the first chunk of a new run (a resumed run has it in
+        ``backup/best.json`` as ``start``)."""
+        self._save_weights(model, START_WEIGHTS)
+        self.state.update(value=value, epoch=0, step=0, start=value)
+        write_atomic(self.backup / BEST_STATE, json.dumps(self.state))
+
+    @property
+    def start_value(self) -> float | None:
+        """The start's monitored accuracy, if :meth:`offer_start` made it a candidate."""
+        return self.state.get("start")
+
+    def _save_weights(self, model: keras.Model, name: str = BEST_WEIGHTS) -> None:
+        self.backup.mkdir(parents=True, exist_ok=True)
+        partial = self.backup / ("partial-" + name)
+        model.save_weights(partial, overwrite=True)
+        os.replace(partial, self.backup / name)
+
     def restore(self, model: keras.Model) -> int | None:
         """Load the best chunk's weights into ``model``; its step, or None if none was kept."""
         if self.best_step is None:
             return None
-        model.load_weights(self.backup / BEST_WEIGHTS)
+        kept = START_WEIGHTS if self.state["epoch"] == 0 else BEST_WEIGHTS
+        with warnings.catch_warnings():  # the start was saved before the optimizer was built
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            model.load_weights(self.backup / kept)
         return self.best_step

@@ -20,9 +20,11 @@ from oneshot.evaluation.scoring import Scorer
 
 if TYPE_CHECKING:
     from oneshot.distances import Distance
+    from oneshot.training.configs import RunConfig
 
 BACKUP_DIR = "backup"
 BEST_WEIGHTS = "best.weights.h5"  # in BACKUP_DIR: the best chunk's weights (oneshot.training.best)
+START_WEIGHTS = "start.weights.h5"  # in BACKUP_DIR: the start, when KeepBest may keep it
 MONITOR_WAYS = 20  # N of the monitor's N-way episodes (fewer when the held-out set is smaller)
 MONITOR_IMAGES_PER_CLASS = 100  # images per class of a monitor set without drawers
 
@@ -107,19 +109,42 @@ class EpisodeMonitor(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.seconds = 0.0
 
-    def on_epoch_end(self, epoch, logs=None):
-
+    def measure(self, model: keras.Model) -> float:
+        """The monitored accuracy of ``model`` (rounded as logged), e.g. of the weights before
+        the first step."""
         start = time.perf_counter()
-        scorer = Scorer.from_model(self.model, distance=self.distance, shifts=self.shifts)
+        scorer = Scorer.from_model(model, distance=self.distance, shifts=self.shifts)
         self.distance_used = None if scorer.uses_learned_metric else scorer.distance
         result = nway_accuracy(
             scorer, scorer.embed(self.images), self.labels, self.n_way, 1, self.episodes,
             alphabets=self.alphabets, within_alphabet=self.alphabets is not None, seed=self.seed,
         )  # fmt: skip
         self.seconds += time.perf_counter() - start
+        return round(float(result.accuracy), 4)
+
+    def on_epoch_end(self, epoch, logs=None):
+        accuracy = self.measure(self.model)
         if logs is not None:
-            logs[self.key] = round(float(result.accuracy), 4)
+            logs[self.key] = accuracy
             logs["monitor_seconds"] = round(self.seconds, 2)
+
+
+def run_monitor(config: RunConfig, test: LabelledImages, seed: int) -> list[EpisodeMonitor]:
+    """The run's EpisodeMonitor on a small part of ``test`` (its ``RunData.monitor``), if it
+    asks for one: 1-shot episodes, 20-way within-alphabet on Omniglot, fewer ways on fewer
+    classes (:func:`episode_task`)."""
+    if not config.monitor_episodes:
+        return []
+    keep = monitor_indices(test, config.monitor_drawers, seed)
+    labels, groups = test.labels[keep], getattr(test, "alphabets", None)
+    groups = None if groups is None else groups[keep]
+    n_way, within = episode_task(labels, groups)
+    return [
+        EpisodeMonitor(
+            test.images[keep], labels, groups if within else None, config.monitor_episodes,
+            n_way=n_way, shifts=config.test_shifts, seed=seed, distance=config.eval_distance,
+        )
+    ]  # fmt: skip
 
 
 def monitor_subset(drawers: np.ndarray, count: int) -> np.ndarray:
@@ -282,7 +307,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         state = {"epoch": epoch + 1, "step": step, "weights": name}
         write_atomic(self.backup / CHECKPOINT_FILE, json.dumps(state))
         for old in self.backup.glob("*.weights.h5"):
-            if old.name not in (name, BEST_WEIGHTS):
+            if old.name not in (name, BEST_WEIGHTS, START_WEIGHTS):
                 old.unlink()
 
 

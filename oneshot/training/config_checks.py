@@ -75,5 +75,7 @@ def check_held_out(config: Any) -> None:
         refuse("keep_best", True,
                "False unless held-out classes are monitored (validation_classes or "
                "validation_alphabets, and monitor_episodes > 0)")  # fmt: skip
+    if config.keep_start and not config.keep_best:
+        refuse("keep_start", True, "False unless keep_best is set")
     if config.patience < 0 or (config.patience and not config.keep_best):
         refuse("patience", config.patience, "0, or a number of chunks >= 1 with keep_best")

@@ -39,7 +39,7 @@ DATASETS = ("mnist", "omniglot", "folder")
 # older run stays what this code writes for it.
 WRITTEN_WHEN_SET = (
     "folder", "folder_checksum", "channels", "validation_classes", "keep_best", "patience",
-    "augment_strength", "init_from", "init_checksum", "precision",
+    "augment_strength", "init_from", "init_checksum", "precision", "keep_start",
 )  # fmt: skip
 PRECISIONS = ("float32", "mixed_bfloat16")  # Keras dtype policies a run can train with
 
@@ -95,6 +95,9 @@ class RunConfig:
     # held-out classes only: keep the weights of the best monitored chunk (restored at the end)
     keep_best: bool = False
     patience: int = 0  # keep_best: stop after this many chunks without improvement (0: never)
+    # keep_best: the weights before the first step are a candidate too (monitored at step 0),
+    # so a run that does not beat its start keeps it (oneshot.training.best.KeepBest.offer_start)
+    keep_start: bool = False
 
     def __post_init__(self) -> None:
         if type(self) is RunConfig:

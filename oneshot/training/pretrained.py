@@ -1,4 +1,6 @@
-"""Start a run from a pretrained network: ``init_from``, the ``model.keras`` of another run.
+"""Start a run from a pretrained network: ``init_from``, the ``model.keras`` of another run, or
+the name of a start that ships with the package (``"omniglot"``, ``"mnist"``:
+:mod:`oneshot.models.starts`).
 
 The run builds its embedding network from its config as usual, then gives it every weight of
 the file's embedding network (BatchNormalization statistics included) before the first step
@@ -30,6 +32,7 @@ from oneshot.errors import UsageError
 from oneshot.models.identity import embedding_network
 from oneshot.models.networks import build_network
 from oneshot.models.saving import ModelFileError, load_model
+from oneshot.models.starts import STARTS, start_path
 from oneshot.training.config_checks import CHECKSUM_PREFIX
 from oneshot.training.configs import RunConfig
 from oneshot.training.files import CONFIG_FILE
@@ -51,11 +54,12 @@ def pretrained_network(config: RunConfig) -> keras.Model:
     """The embedding network of the config's ``init_from`` file; an :class:`InitFromError`
     naming the file (and how to produce it) if it is missing or not a model."""
 
-    path = Path(config.init_from)
+    path = start_path(config.init_from)
     if not path.is_file():
         where = "" if path.is_absolute() else f" (relative to the current folder {Path.cwd()})"
         raise InitFromError(
-            f"Invalid value for `init_from`. Expected the model.keras of a trained run. "
+            f"Invalid value for `init_from`. Expected the model.keras of a trained run or a "
+            f"shipped start ({', '.join(STARTS)}). "
             f"Received: init_from={config.init_from!r}, which does not exist{where}. "
             + "Point init_from to the model.keras of a finished run (python -m oneshot.train "
             "writes OUT/<run>/model.keras)."
@@ -103,7 +107,7 @@ def check_architecture(network: keras.Model, source: keras.Model, config: RunCon
         f"({ours}; {_describe(network)}). Received: init_from={config.init_from!r}, whose "
         f"embedding network {source.name!r} has {_describe(source)}"
     )
-    hint = _trained_with(Path(config.init_from))
+    hint = _trained_with(start_path(config.init_from))
     if tuple(source.input_shape[1:]) != tuple(network.input_shape[1:]):
         size, channels = source.input_shape[1], source.input_shape[-1]
         raise InitFromError(
@@ -144,11 +148,11 @@ def pinned(config: RunConfig) -> RunConfig:
         config.network, config.input_shape, config.embedding_dim, **config.network_kwargs
     )
     check_architecture(network, source, config)
-    return dataclasses.replace(config, init_checksum=file_checksum(config.init_from))
+    return dataclasses.replace(config, init_checksum=file_checksum(start_path(config.init_from)))
 
 
 def _check_unchanged(config: RunConfig) -> None:
-    found = file_checksum(config.init_from)
+    found = file_checksum(start_path(config.init_from))
     if config.init_checksum is not None and found != config.init_checksum:
         raise InitFromError(
             f"The pretrained model init_from={config.init_from!r} changed since the run "

@@ -39,15 +39,13 @@ from oneshot.training.baselines import load_untrained, save_untrained
 from oneshot.training.best import KeepBest
 from oneshot.training.callbacks import (
     BACKUP_DIR,
-    EpisodeMonitor,
     HistoryLogger,
     RunCheckpoint,
     StepLogger,
     StopOnNaN,
-    episode_task,
-    monitor_indices,
     read_checkpoint,
     restore_checkpoint,
+    run_monitor,
 )
 from oneshot.training.configs import RunConfig
 from oneshot.training.distributed import (
@@ -172,11 +170,15 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
             restore_checkpoint(model, checkpoint)  # before the input: hard batches mine with it
     history = run_dir / HISTORY_FILE
     truncate_history(history, done_steps)
-    monitor = _monitor(config, monitored, seed)
+    monitor = run_monitor(config, monitored, seed)
     keeper = None
     if config.keep_best:  # the config ensures a monitor on held-out classes
         keeper = KeepBest(run_dir, monitor[0].key, config.log_every, config.steps, config.patience)
         keeper.resume(done_epochs)
+        if config.keep_start and done_epochs == 0 and keeper.start_value is None:
+            keeper.offer_start(model, monitor[0].measure(model))
+            print(f"start: {monitor[0].key} {keeper.start_value:.1%} before the first step; "
+                  "a checkpoint is kept only if it beats it", flush=True)  # fmt: skip
 
     # Chunks of log_every steps, then a shorter last one: exactly config.steps steps.
     full, rest = divmod(config.steps, config.log_every)
@@ -229,24 +231,6 @@ def _train_locked(config, run_dir, data_dir, seed, resume, overwrite, strategy,
     os.replace(partial, model_path)
     shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)
     return model
-
-
-def _monitor(config: RunConfig, test: LabelledImages, seed: int) -> list[EpisodeMonitor]:
-    """The run's EpisodeMonitor on a small part of ``test`` (its ``RunData.monitor``), if it
-    asks for one: 1-shot episodes, 20-way within-alphabet on Omniglot, fewer ways on fewer
-    classes (:func:`episode_task`)."""
-    if not config.monitor_episodes:
-        return []
-    keep = monitor_indices(test, config.monitor_drawers, seed)
-    labels, groups = test.labels[keep], getattr(test, "alphabets", None)
-    groups = None if groups is None else groups[keep]
-    n_way, within = episode_task(labels, groups)
-    return [
-        EpisodeMonitor(
-            test.images[keep], labels, groups if within else None, config.monitor_episodes,
-            n_way=n_way, shifts=config.test_shifts, seed=seed, distance=config.eval_distance,
-        )
-    ]  # fmt: skip
 
 
 def run_experiment(
