@@ -21,7 +21,10 @@ from oneshot.cli.train import build_experiment, parse_args
 from oneshot.training.distributed import training_record
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-CONFIGS = sorted(RESULTS.glob("**/config.json"))
+# the transfer benchmark's runs are made by its own command (benchmarks/transfer.py, in the
+# header of results/transfer/table.md), not by oneshot.train: each scores.json holds its configs
+BENCHMARK_RUNS = RESULTS / "transfer"
+CONFIGS = sorted(p for p in RESULTS.glob("**/config.json") if BENCHMARK_RUNS not in p.parents)
 MODELS = sorted(RESULTS.glob("**/model.keras"))
 
 
