@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import cpu_line, set_threads  # noqa: E402
 
-SHOWN = ("auto-start", "random-start", "untrained", "pixels", "omniglot", "mnist")
+SHOWN = ("auto-start", "random-start", "simclr-start", "untrained", "pixels", "omniglot", "mnist")
 BASELINES = ("untrained", "pixels")
 
 
@@ -32,6 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("results/transfer"))
     parser.add_argument("--tasks", nargs="+", default=None, help="default: all")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--recipes", nargs="+", default=None, help="default: all")
     parser.add_argument("--steps", type=int, default=None, help="at most this many steps")
     parser.add_argument("--threads", type=int, default=0, help="0: TensorFlow's default")
     parser.add_argument("--data-dir", default=None)
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     import oneshot  # noqa: F401  (first: quiets TensorFlow's start-up logs)
 
     set_threads(args.threads)
-    from oneshot.experiments.transfer import TASKS, run_task
+    from oneshot.experiments.transfer import RECIPES, TASKS, run_task
 
     names = args.tasks or list(TASKS)
     unknown = sorted(set(names) - set(TASKS))
@@ -55,11 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             for seed in args.seeds:
                 folder = args.out / name / f"seed{seed}"
-                if (folder / "scores.json").exists():
-                    print(f"{name} seed {seed}: done already", flush=True)
-                    continue
                 start = time.perf_counter()
-                record = run_task(TASKS[name], seed, folder, args.data_dir, steps=args.steps)
+                record = run_task(TASKS[name], seed, folder, args.data_dir, steps=args.steps,
+                                  recipes=args.recipes or tuple(RECIPES))  # fmt: skip
                 shown = ", ".join(f"{k} {v:.1%}" for k, v in record["accuracy"].items())
                 print(f"{name} seed {seed} ({(time.perf_counter() - start) / 60:.1f} min): "
                       f"{shown}", flush=True)  # fmt: skip
@@ -99,7 +98,7 @@ def write_table(out: Path, names: list[str], argv: list[str]) -> None:
             continue
         mean = {k: np.mean([r["accuracy"][k] for r in records]) for k in records[0]["accuracy"]}
         cells = [f"{100 * mean[k]:.1f}" if k in mean else "n/a" for k in SHOWN]
-        for recipe in ("auto-start", "random-start"):
+        for recipe in ("auto-start", "random-start", "simclr-start"):
             if recipe not in mean:
                 continue
             gaps = []

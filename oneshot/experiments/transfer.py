@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 
 from oneshot.data import load_mnist, load_omniglot
@@ -37,17 +38,21 @@ from oneshot.data.datasets import LabelledImages
 from oneshot.data.splits import hold_out_classes, subset_classes
 from oneshot.evaluation.episodes import evaluate_episodes, mean_ci95, sample_episodes
 from oneshot.evaluation.scoring import Scorer
+from oneshot.experiments.self_supervised import simclr_run, views
 from oneshot.experiments.your_data import AUTO, default_validation_classes, folder_recipe
 from oneshot.models.starts import RANDOM, STARTS
 from oneshot.training.baselines import UNTRAINED_FILE, pixel_scorer
 from oneshot.training.best import BEST_STEP
 from oneshot.training.files import read_history
 from oneshot.training.folders import elapsed_seconds, steps_trained
-from oneshot.training.pretrained import pretrained_network
+from oneshot.training.pretrained import pinned, pretrained_network
 from oneshot.training.runner import train_run
 from oneshot.training.setup import RunData, build_model
+from oneshot.training.starts import FINE_TUNE_LEARNING_RATE
 
-RECIPES = {"auto-start": AUTO, "random-start": RANDOM}  # recipe name: --init-from
+# recipe name: its --init-from (simclr-start: a SimCLR first stage, then random-start's recipe
+# from its network)
+RECIPES = {"auto-start": AUTO, "random-start": RANDOM, "simclr-start": RANDOM}
 EPISODES = 1000
 FOLDER_IMAGES_PER_CLASS = 200  # MNIST task
 
@@ -140,43 +145,74 @@ def run_task(task: TransferTask, seed: int, out: Path, data_dir=None,
     def score(name: str, scorer: Scorer, size: int) -> None:
         embedded[name] = (scorer, scorer.embed(at(size)[1].images))
 
-    score("pixels", pixel_scorer((28, 28, 1)), 28)
-    for start in task.starts():
+    done = set()
+    if (out / "scores.json").exists():
+        done = set(json.loads((out / "scores.json").read_text())["episode_accuracies"])
+    if "pixels" not in done:
+        score("pixels", pixel_scorer((28, 28, 1)), 28)
+    for start in (s for s in task.starts() if s not in done):
         network = pretrained_network(_start_config(start))
         score(start, Scorer.from_model(network, distance="euclidean"), STARTS[start].image_size)
-    record: dict[str, Any] = {"task": task.name, "seed": seed, "recipes": {}}
+    path = out / "scores.json"
+    record: dict[str, Any] = (
+        json.loads(path.read_text()) if path.exists()
+        else {"task": task.name, "seed": seed, "recipes": {}, "episode_accuracies": {}}
+    )  # fmt: skip
+    settings = dict(shipped=task.starts(), dataset="folder",
+                    folder=f"transfer benchmark: {task.name}",
+                    **({} if steps is None else {"steps": steps}))  # fmt: skip
+    if "untrained" not in done:  # the network random-start trains, as its runner builds it
+        base, train, _, _ = folder_recipe(split_at, RANDOM, seed, **settings)
+        keras.utils.set_random_seed(seed)
+        score("untrained", Scorer.from_model(build_model(base, train)), base.image_size)
     for recipe in recipes:
-        run, train, held, scores = folder_recipe(
-            split_at, RECIPES[recipe], seed, shipped=task.starts(), dataset="folder",
-            folder=f"transfer benchmark: {task.name}",
-            **({} if steps is None else {"steps": steps}),
-        )  # fmt: skip
+        if recipe in record["recipes"]:  # scored already, on the same episodes
+            continue
+        run, train, held, scores = folder_recipe(split_at, RECIPES[recipe], seed, **settings)
+        info: dict[str, Any] = {}
+        if recipe == "simclr-start":  # a self-supervised first stage, then the labels
+            first = simclr_run(run, len(train), **({} if steps is None else {"steps": steps}))
+            train_run(first, out / "simclr", data_dir, seed=seed, overwrite=True,
+                      data=RunData(views(train), held, held))  # fmt: skip
+            info["simclr"] = _trained(out / "simclr", first)
+            run = dataclasses.replace(
+                run, init_from=str(out / "simclr" / "model.keras"),
+                learning_rate=FINE_TUNE_LEARNING_RATE,
+            )  # fmt: skip
         run_dir = out / recipe
-        model = train_run(run, run_dir, data_dir, seed=seed, overwrite=True,
+        model = train_run(pinned(run), run_dir, data_dir, seed=seed, overwrite=True,
                           data=RunData(train, held, held))  # fmt: skip
         score(recipe, Scorer.from_model(model), run.image_size)
-        if recipe == "random-start":  # the untrained network: this run's weights before step 1
-            untrained = build_model(run, train)
-            untrained.load_weights(run_dir / UNTRAINED_FILE)
-            score("untrained", Scorer.from_model(untrained), run.image_size)
-        history = run_dir / "history.csv"
         record["recipes"][recipe] = {
-            "start": run.init_from or RANDOM,
+            "start": "simclr" if recipe == "simclr-start" else run.init_from or RANDOM,
             "start_scores": [dataclasses.asdict(s) for s in scores],
-            "steps_trained": steps_trained(history),
-            "kept_step": int(float(read_history(run_dir)[BEST_STEP][-1])),
-            "training_seconds": elapsed_seconds(history),
+            **_trained(run_dir, run),
             "held_out_classes": list(held.class_names),
-            "config": run.to_dict(),
+            **info,
         }
-        for name in ("model.keras", UNTRAINED_FILE):  # small results: the config remakes them
-            (run_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / "backup", ignore_errors=True)
-    results = {name: evaluate_episodes(s, e, episodes) for name, (s, e) in embedded.items()}
-    record["accuracy"] = {name: float(r.accuracy) for name, r in results.items()}
-    record["episode_accuracies"] = {n: r.episode_accuracies.tolist() for n, r in results.items()}
-    (out / "scores.json").write_text(json.dumps(record, indent=1))
+    for folder in (out / "simclr", *(out / r for r in recipes)):
+        for name in ("model.keras", UNTRAINED_FILE):  # small results: the configs remake them
+            (folder / name).unlink(missing_ok=True)
+        shutil.rmtree(folder / "backup", ignore_errors=True)
+    for name, (scorer, embeddings) in embedded.items():
+        result = evaluate_episodes(scorer, embeddings, episodes)
+        record["episode_accuracies"][name] = result.episode_accuracies.tolist()
+    record["accuracy"] = {
+        name: float(np.mean(values)) for name, values in record["episode_accuracies"].items()
+    }
+    path.write_text(json.dumps(record, indent=1))
     return record
+
+
+def _trained(run_dir: Path, run) -> dict[str, Any]:
+    """What a finished run did: its steps, kept step, training time and config."""
+    history = run_dir / "history.csv"
+    return {
+        "steps_trained": steps_trained(history),
+        "kept_step": int(float(read_history(run_dir)[BEST_STEP][-1])),
+        "training_seconds": elapsed_seconds(history),
+        "config": run.to_dict(),
+    }
 
 
 def _start_config(start: str):
