@@ -39,7 +39,12 @@ from oneshot.data.splits import hold_out_classes, subset_classes
 from oneshot.evaluation.episodes import evaluate_episodes, mean_ci95, sample_episodes
 from oneshot.evaluation.scoring import Scorer
 from oneshot.experiments.self_supervised import simclr_run, views
-from oneshot.experiments.your_data import AUTO, default_validation_classes, folder_recipe
+from oneshot.experiments.your_data import (
+    AUTO,
+    default_validation_classes,
+    folder_recipe,
+    recommended_run,
+)
 from oneshot.models.starts import RANDOM, STARTS
 from oneshot.training.baselines import UNTRAINED_FILE, pixel_scorer
 from oneshot.training.best import BEST_STEP
@@ -216,8 +221,6 @@ def _trained(run_dir: Path, run) -> dict[str, Any]:
 
 
 def _start_config(start: str):
-    from oneshot.experiments.your_data import recommended_run
-
     size = STARTS[start].image_size
     return recommended_run([10, 10], image_size=size, validation_classes=2, dataset="mnist",
                            init_from=start)  # fmt: skip
