@@ -16,6 +16,7 @@ CLUSTER_METHODS = ("kmeans", "agglomerative")  # oneshot.applications.cluster
 LINKAGES = ("ward", "average", "complete", "single")
 SHIPPED_STARTS = ("omniglot", "mnist")  # oneshot.models.starts.STARTS
 RANDOM_START = "random"  # the run's network with its seed's random weights
+AUTO_START = "auto"  # score every start on the held-out classes and take the best
 
 
 def check_protocols(protocols: Sequence[str] | str) -> list[str]:

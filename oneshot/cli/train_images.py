@@ -18,7 +18,7 @@ from oneshot.cli.common import (
     UsageError,
     as_flags,
 )
-from oneshot.names import RANDOM_START, SHIPPED_STARTS
+from oneshot.names import AUTO_START, RANDOM_START, SHIPPED_STARTS
 
 if TYPE_CHECKING:
     from oneshot.data.datasets import LabelledImages
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from oneshot.training.setup import RunData
 
 SHOWN_TRAINING = 10  # training class names printed before training
-AUTO = "auto"  # --init-from: score every start on the held-out classes and take the best
-# (oneshot.experiments.your_data.AUTO, repeated to keep --help and argument errors light)
 
 
 def check_folder_args(args: argparse.Namespace) -> None:
@@ -53,7 +51,7 @@ def check_folder_args(args: argparse.Namespace) -> None:
             f"--patience must be >= 0 (0 trains every step). Received: {args.patience}"
         )
     start = args.init_from
-    if start is not None and start not in (AUTO, RANDOM_START, *SHIPPED_STARTS):
+    if start is not None and start not in (AUTO_START, RANDOM_START, *SHIPPED_STARTS):
         path = Path(start)
         if not path.is_file():
             what = "does not exist" if not path.exists() else "is a folder"
@@ -198,8 +196,8 @@ def build_folder_experiment(args: argparse.Namespace) -> tuple[Experiment, RunDa
         "patience": args.patience,
         "precision": args.precision,
     }
-    start = args.init_from or AUTO
-    if start not in (AUTO, RANDOM_START, *SHIPPED_STARTS):
+    start = args.init_from or AUTO_START
+    if start not in (AUTO_START, RANDOM_START, *SHIPPED_STARTS):
         overrides["init_from"] = str(Path(start).resolve())
     try:
         run, train, held, scores = folder_recipe(

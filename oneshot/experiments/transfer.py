@@ -39,25 +39,21 @@ from oneshot.data.splits import hold_out_classes, subset_classes
 from oneshot.evaluation.episodes import evaluate_episodes, mean_ci95, sample_episodes
 from oneshot.evaluation.scoring import Scorer
 from oneshot.experiments.self_supervised import simclr_run, views
-from oneshot.experiments.your_data import (
-    AUTO,
-    default_validation_classes,
-    folder_recipe,
-    recommended_run,
-)
-from oneshot.models.starts import RANDOM, STARTS
+from oneshot.experiments.your_data import default_validation_classes, folder_recipe
+from oneshot.models.starts import RANDOM, STARTS, load_start
+from oneshot.names import AUTO_START
 from oneshot.training.baselines import UNTRAINED_FILE, pixel_scorer
 from oneshot.training.best import BEST_STEP
 from oneshot.training.files import read_history
 from oneshot.training.folders import elapsed_seconds, steps_trained
-from oneshot.training.pretrained import pinned, pretrained_network
+from oneshot.training.pretrained import pinned
 from oneshot.training.runner import train_run
 from oneshot.training.setup import RunData, build_model
 from oneshot.training.starts import FINE_TUNE_LEARNING_RATE
 
 # recipe name: its --init-from (simclr-start: a SimCLR first stage, then random-start's recipe
 # from its network)
-RECIPES = {"auto-start": AUTO, "random-start": RANDOM, "simclr-start": RANDOM}
+RECIPES = {"auto-start": AUTO_START, "random-start": RANDOM, "simclr-start": RANDOM}
 EPISODES = 1000
 FOLDER_IMAGES_PER_CLASS = 200  # MNIST task
 
@@ -150,19 +146,17 @@ def run_task(task: TransferTask, seed: int, out: Path, data_dir=None,
     def score(name: str, scorer: Scorer, size: int) -> None:
         embedded[name] = (scorer, scorer.embed(at(size)[1].images))
 
-    done = set()
-    if (out / "scores.json").exists():
-        done = set(json.loads((out / "scores.json").read_text())["episode_accuracies"])
-    if "pixels" not in done:
-        score("pixels", pixel_scorer((28, 28, 1)), 28)
-    for start in (s for s in task.starts() if s not in done):
-        network = pretrained_network(_start_config(start))
-        score(start, Scorer.from_model(network, distance="euclidean"), STARTS[start].image_size)
     path = out / "scores.json"
     record: dict[str, Any] = (
         json.loads(path.read_text()) if path.exists()
         else {"task": task.name, "seed": seed, "recipes": {}, "episode_accuracies": {}}
     )  # fmt: skip
+    done = set(record["episode_accuracies"])
+    if "pixels" not in done:
+        score("pixels", pixel_scorer((28, 28, 1)), 28)
+    for start in (s for s in task.starts() if s not in done):
+        network = load_start(start)
+        score(start, Scorer.from_model(network, distance="euclidean"), STARTS[start].image_size)
     settings = dict(shipped=task.starts(), dataset="folder",
                     folder=f"transfer benchmark: {task.name}",
                     **({} if steps is None else {"steps": steps}))  # fmt: skip
@@ -218,12 +212,6 @@ def _trained(run_dir: Path, run) -> dict[str, Any]:
         "training_seconds": elapsed_seconds(history),
         "config": run.to_dict(),
     }
-
-
-def _start_config(start: str):
-    size = STARTS[start].image_size
-    return recommended_run([10, 10], image_size=size, validation_classes=2, dataset="mnist",
-                           init_from=start)  # fmt: skip
 
 
 def margins(records: Sequence[dict[str, Any]], recipe: str, baseline: str) -> tuple[float, float]:

@@ -34,13 +34,12 @@ from oneshot.checks import MIN_IMAGE_SIZE
 from oneshot.data.datasets import LabelledImages
 from oneshot.data.splits import ClassSpec
 from oneshot.experiments.online import batch_hard_loss
-from oneshot.names import RANDOM_START, SHIPPED_STARTS
+from oneshot.names import AUTO_START, RANDOM_START, SHIPPED_STARTS
 from oneshot.training.configs import OnlineRun
 from oneshot.training.experiment import EvalConfig, Experiment
 from oneshot.training.starts import StartScore, choose_start, score_starts
 
 RECIPE_NAME = "recommended"
-AUTO = "auto"  # start: score every start on the held-out classes and take the best
 RECIPE_STEPS = 1500
 PATIENCE = 3  # chunks of 100 steps without a better held-out accuracy before stopping
 BATCH_IMAGES = 128  # about P x K images per batch
@@ -148,7 +147,7 @@ def recommended_run(
 
 def folder_recipe(
     split_at: Callable[[int | None], tuple[LabelledImages, LabelledImages]],
-    start: str = AUTO,
+    start: str = AUTO_START,
     seed: int = 0,
     learning_rate: float | None = None,
     shipped: Sequence[str] = SHIPPED_STARTS,
@@ -173,8 +172,8 @@ def folder_recipe(
         **({} if learning_rate is None else {"learning_rate": learning_rate}), **settings,
     )  # fmt: skip
     scores: list[StartScore] = []
-    if start == AUTO or start in SHIPPED_STARTS:
-        names = [RANDOM_START, *shipped] if start == AUTO else [start]
+    if start == AUTO_START or start in SHIPPED_STARTS:
+        names = [RANDOM_START, *shipped] if start == AUTO_START else [start]
         scores = score_starts(run, lambda size: split_at(size)[1], seed, names)
         run = choose_start(run, scores, learning_rate)
     train, held = split_at(run.image_size)

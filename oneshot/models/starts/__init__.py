@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from oneshot.models.saving import load_model
 from oneshot.names import RANDOM_START, SHIPPED_STARTS
 
 HERE = Path(__file__).resolve().parent
@@ -83,6 +84,11 @@ def is_start_name(value: str | Path) -> bool:
 def start_path(value: str | Path) -> Path:
     """The file of ``init_from``: a shipped start's package file for its name, else the path."""
     return STARTS[str(value)].path if is_start_name(value) else Path(value)
+
+
+def load_start(name: str):
+    """The embedding network of the shipped start ``name`` (a ``keras.Model``)."""
+    return load_model(STARTS[name].path, compile=False)
 
 
 def starts_for(channels: int) -> list[Start]:
